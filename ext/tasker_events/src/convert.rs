@@ -1,0 +1,191 @@
+//! Ruby values to JSON and back.
+//!
+//! Ruby to JSON is strict, so that a PGMQ consumer reads exactly what the step published: a
+//! value that has no faithful JSON form raises `TaskerEvents::ValidationError` naming where it
+//! sits (`payload.items[2].price`). JSON to Ruby gives symbol keys all the way down and freezes
+//! the result, because one event hash is shared by every subscriber it is delivered to.
+
+use magnus::{
+    prelude::*, r_hash::ForEach, Error, Float, Integer, IntoValue, RArray, RHash, RString, Ruby,
+    Symbol, Value,
+};
+use serde_json::{Map, Number, Value as Json};
+
+use crate::errors;
+
+/// Deepest nesting accepted; deeper input is refused instead of exhausting the stack.
+const MAX_DEPTH: usize = 128;
+
+/// Converts a Ruby value to JSON; `path` names it in errors (e.g. `"payload"`).
+pub fn to_json(ruby: &Ruby, value: Value, path: &str) -> Result<Json, Error> {
+    Converter { ruby }.convert(value, &mut path.to_owned(), 0)
+}
+
+struct Converter<'r> {
+    ruby: &'r Ruby,
+}
+
+impl Converter<'_> {
+    fn invalid(&self, path: &str, what: impl std::fmt::Display) -> Error {
+        errors::error(self.ruby, "ValidationError", format!("{path}: {what}"))
+    }
+
+    fn convert(&self, value: Value, path: &mut String, depth: usize) -> Result<Json, Error> {
+        if depth > MAX_DEPTH {
+            return Err(self.invalid(path, format!("nested deeper than {MAX_DEPTH} levels")));
+        }
+        if value.is_nil() {
+            return Ok(Json::Null);
+        }
+        if let Some(hash) = RHash::from_value(value) {
+            return self.hash(hash, path, depth);
+        }
+        if let Some(array) = RArray::from_value(value) {
+            return self.array(array, path, depth);
+        }
+        if let Some(string) = RString::from_value(value) {
+            return self.string(string, path).map(Json::String);
+        }
+        if let Some(symbol) = Symbol::from_value(value) {
+            return Ok(Json::String(symbol.name()?.into_owned()));
+        }
+        if value.is_kind_of(self.ruby.class_true_class()) {
+            return Ok(Json::Bool(true));
+        }
+        if value.is_kind_of(self.ruby.class_false_class()) {
+            return Ok(Json::Bool(false));
+        }
+        if let Some(integer) = Integer::from_value(value) {
+            return self.integer(integer, path);
+        }
+        if let Some(float) = Float::from_value(value) {
+            let f = float.to_f64();
+            return Number::from_f64(f)
+                .map(Json::Number)
+                .ok_or_else(|| self.invalid(path, format!("{f} has no JSON form")));
+        }
+        self.object(value, path, depth)
+    }
+
+    fn hash(&self, hash: RHash, path: &mut String, depth: usize) -> Result<Json, Error> {
+        let mut map = Map::new();
+        let base = path.len();
+        hash.foreach(|key: Value, value: Value| {
+            let key = self.key(key, path)?;
+            path.push('.');
+            path.push_str(&key);
+            let converted = self.convert(value, path, depth + 1);
+            path.truncate(base);
+            map.insert(key, converted?);
+            Ok(ForEach::Continue)
+        })?;
+        Ok(Json::Object(map))
+    }
+
+    fn key(&self, key: Value, path: &str) -> Result<String, Error> {
+        if let Some(symbol) = Symbol::from_value(key) {
+            return Ok(symbol.name()?.into_owned());
+        }
+        if let Some(string) = RString::from_value(key) {
+            return self.string(string, path);
+        }
+        if Integer::from_value(key).is_some() {
+            return Ok(key.to_r_string()?.to_string()?);
+        }
+        let class = unsafe { key.classname() }.into_owned();
+        Err(self.invalid(
+            path,
+            format!("hash key of class {class} (use a String or Symbol)"),
+        ))
+    }
+
+    fn array(&self, array: RArray, path: &mut String, depth: usize) -> Result<Json, Error> {
+        let base = path.len();
+        let mut items = Vec::with_capacity(array.len());
+        for (index, item) in array.into_iter().enumerate() {
+            path.push_str(&format!("[{index}]"));
+            let converted = self.convert(item, path, depth + 1);
+            path.truncate(base);
+            items.push(converted?);
+        }
+        Ok(Json::Array(items))
+    }
+
+    fn string(&self, string: RString, path: &str) -> Result<String, Error> {
+        string
+            .to_string()
+            .map_err(|_| self.invalid(path, "string is not valid UTF-8 (binary data?)"))
+    }
+
+    fn integer(&self, integer: Integer, path: &str) -> Result<Json, Error> {
+        if let Ok(i) = integer.to_i64() {
+            return Ok(Json::from(i));
+        }
+        if let Ok(u) = integer.to_u64() {
+            return Ok(Json::from(u));
+        }
+        Err(self.invalid(path, "integer does not fit in 64 bits"))
+    }
+
+    /// Other objects: times as ISO 8601 strings, then `as_json` (ActiveSupport), then
+    /// `to_h` (Struct, Data, OpenStruct); anything else is refused by name.
+    fn object(&self, value: Value, path: &mut String, depth: usize) -> Result<Json, Error> {
+        if value.respond_to("iso8601", false)? {
+            let text: RString = value.funcall("iso8601", ())?;
+            return self.string(text, path).map(Json::String);
+        }
+        for method in ["as_json", "to_h"] {
+            if value.respond_to(method, false)? {
+                let converted: Value = value.funcall(method, ())?;
+                return self.convert(converted, path, depth + 1);
+            }
+        }
+        let class = unsafe { value.classname() }.into_owned();
+        Err(self.invalid(path, format!("a value of class {class} has no JSON form")))
+    }
+}
+
+/// Converts JSON to a frozen Ruby value with symbol keys.
+pub fn to_ruby(ruby: &Ruby, json: &Json) -> Result<Value, Error> {
+    let value = match json {
+        Json::Null => ruby.qnil().as_value(),
+        Json::Bool(b) => (*b).into_value_with(ruby),
+        Json::Number(n) => number(ruby, n),
+        Json::String(s) => {
+            let string = ruby.str_new(s);
+            string.freeze();
+            string.as_value()
+        }
+        Json::Array(items) => {
+            let array = ruby.ary_new_capa(items.len());
+            for item in items {
+                array.push(to_ruby(ruby, item)?)?;
+            }
+            array.freeze();
+            array.as_value()
+        }
+        Json::Object(map) => object_to_ruby(ruby, map)?.as_value(),
+    };
+    Ok(value)
+}
+
+/// A JSON object as a frozen Hash with symbol keys.
+pub fn object_to_ruby(ruby: &Ruby, map: &Map<String, Json>) -> Result<RHash, Error> {
+    let hash = ruby.hash_new();
+    for (key, value) in map {
+        hash.aset(ruby.to_symbol(key), to_ruby(ruby, value)?)?;
+    }
+    hash.freeze();
+    Ok(hash)
+}
+
+fn number(ruby: &Ruby, n: &Number) -> Value {
+    if let Some(i) = n.as_i64() {
+        ruby.integer_from_i64(i).as_value()
+    } else if let Some(u) = n.as_u64() {
+        ruby.integer_from_u64(u).as_value()
+    } else {
+        ruby.float_from_f64(n.as_f64().unwrap_or(f64::NAN))
+            .as_value()
+    }
+}

@@ -1,0 +1,128 @@
+//! What the drain thread calls: register Ruby subscribers' patterns, wait for deliveries
+//! without the GVL, and report what it handled.
+
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use magnus::{function, Error, RArray, RHash, RModule, Ruby};
+use tasker_events_core::drain::{Delivery, DrainQueue, Wait};
+use tasker_events_core::stats::{DropReason, SubscriberKind};
+use tasker_events_core::DomainEvent;
+
+use super::system::{read_system, STATS};
+use crate::convert::{object_to_ruby, to_ruby};
+use crate::errors::{self, guard};
+use crate::gvl::without_gvl;
+
+/// The queue of the most recently started system. It outlives `shutdown` so that the drain
+/// thread can still take what was queued before the system stopped.
+static DRAIN: RwLock<Option<Arc<DrainQueue>>> = RwLock::new(None);
+
+pub fn set_drain_queue(queue: Arc<DrainQueue>) {
+    *DRAIN.write().unwrap_or_else(|e| e.into_inner()) = Some(queue);
+}
+
+fn drain_queue() -> Option<Arc<DrainQueue>> {
+    DRAIN.read().unwrap_or_else(|e| e.into_inner()).clone()
+}
+
+pub fn init(_ruby: &Ruby, native: RModule) -> Result<(), Error> {
+    native.define_module_function("subscribe", function!(subscribe, 2))?;
+    native.define_module_function("unsubscribe", function!(unsubscribe, 1))?;
+    native.define_module_function("next_batch", function!(next_batch, 2))?;
+    native.define_module_function("ack", function!(ack, 3))?;
+    native.define_module_function("discard_pending", function!(discard_pending, 0))?;
+    Ok(())
+}
+
+/// Routes events matching `patterns` to the drain thread under `id`.
+/// @return [Boolean] false when the system is not running.
+fn subscribe(ruby: &Ruby, id: u64, patterns: Vec<String>) -> Result<bool, Error> {
+    guard(ruby, || {
+        let system = read_system();
+        let Some(system) = system.as_ref() else {
+            return Ok(false);
+        };
+        let patterns: Vec<&str> = patterns.iter().map(String::as_str).collect();
+        system
+            .bus()
+            .subscribe_ruby(id, &patterns)
+            .map_err(|e| errors::validation(ruby, e))?;
+        Ok(true)
+    })
+}
+
+fn unsubscribe(id: u64) -> bool {
+    read_system()
+        .as_ref()
+        .is_some_and(|system| system.bus().unsubscribe_ruby(id))
+}
+
+/// Waits without the GVL for up to `max` deliveries.
+/// @return [Array<Array(Hash, Array<Integer>)>, nil] event hashes with the ids of the
+///   subscribers they match (empty after a timeout or an interrupt); nil once the system has
+///   shut down and nothing is left.
+fn next_batch(ruby: &Ruby, max: usize, timeout: Option<f64>) -> Result<Option<RArray>, Error> {
+    guard(ruby, || {
+        let Some(queue) = drain_queue() else {
+            return Ok(None);
+        };
+        let timeout = timeout.map(|t| Duration::from_secs_f64(t.max(0.0)));
+        let waiting = Arc::clone(&queue);
+        let wait = without_gvl(
+            ruby,
+            move || waiting.wait_batch(max, timeout),
+            || queue.interrupt(),
+        )?;
+        match wait {
+            Some(Wait::Batch(batch)) => batch_to_ruby(ruby, &batch).map(Some),
+            Some(Wait::Closed) => Ok(None),
+            Some(Wait::TimedOut | Wait::Interrupted) | None => Ok(Some(ruby.ary_new())),
+        }
+    })
+}
+
+fn batch_to_ruby(ruby: &Ruby, batch: &[Delivery]) -> Result<RArray, Error> {
+    let array = ruby.ary_new_capa(batch.len());
+    for delivery in batch {
+        let ids = ruby.ary_from_iter(delivery.subscriber_ids.iter().copied());
+        array.push((event_to_ruby(ruby, &delivery.event)?, ids))?;
+    }
+    Ok(array)
+}
+
+/// The event as subscribers see it: a frozen Hash with symbol keys all the way down.
+pub fn event_to_ruby(ruby: &Ruby, event: &DomainEvent) -> Result<RHash, Error> {
+    let json =
+        serde_json::to_value(event).map_err(|e| errors::error(ruby, "Error", e.to_string()))?;
+    match &json {
+        serde_json::Value::Object(map) => object_to_ruby(ruby, map),
+        other => to_ruby(ruby, other).and_then(|v| {
+            RHash::from_value(v).ok_or_else(|| errors::error(ruby, "Error", "event is not a Hash"))
+        }),
+    }
+}
+
+/// Records that the drain thread handed `delivered` events to their subscribers (`errors`
+/// subscriber calls raised) and lost `lost` events it had taken, because it was stopped
+/// mid-batch.
+fn ack(delivered: u64, errors: u64, lost: u64) {
+    STATS.ruby_subscribers.deliver(delivered);
+    STATS
+        .ruby_subscribers
+        .drop_events(DropReason::DrainThreadStopped, lost);
+    STATS.record_subscriber_errors(SubscriberKind::Ruby, errors);
+    STATS.notify_progress();
+}
+
+/// Counts whatever is still queued for the drain thread as dropped (`shutting_down`), for a
+/// shutdown whose drain thread did not finish in time.
+/// @return [Integer] how many events were discarded.
+fn discard_pending() -> u64 {
+    let lost = drain_queue().map_or(0, |queue| queue.take_all().len() as u64);
+    STATS
+        .ruby_subscribers
+        .drop_events(DropReason::ShuttingDown, lost);
+    STATS.notify_progress();
+    lost
+}

@@ -1,0 +1,16 @@
+//! The `TaskerEvents::Native` module: small positional functions that the Ruby classes in
+//! `lib/tasker_events/` wrap with keyword arguments, defaults and documentation.
+
+mod drain;
+mod system;
+
+use magnus::{Error, Module, Ruby};
+
+pub fn init(ruby: &Ruby) -> Result<(), Error> {
+    let module = ruby.define_module("TaskerEvents")?;
+    let native = module.define_module("Native")?;
+    system::init(ruby, native)?;
+    drain::init(ruby, native)?;
+    crate::logging::init();
+    Ok(())
+}

@@ -1,0 +1,251 @@
+//! Starting, stopping and publishing through the process-wide event system.
+
+use std::sync::{Arc, LazyLock, RwLock};
+use std::time::Duration;
+
+use magnus::{function, Error, RHash, RModule, Ruby, Value};
+use tasker_events_core::event::parse_uuid;
+use tasker_events_core::{
+    durable, Config, DatabaseError, DropReason, EventSystem, NewEvent, Pattern, Stats,
+};
+
+use crate::convert::{object_to_ruby, to_json};
+use crate::errors::{self, guard};
+use crate::gvl::without_gvl;
+
+/// Counters live for the whole process, so they survive `shutdown` and a later `start`.
+pub static STATS: LazyLock<Arc<Stats>> = LazyLock::new(|| Arc::new(Stats::new()));
+
+/// The running event system, if any. Publishing takes the read lock only long enough to hand
+/// the event over; `start` and `shutdown` take the write lock only to swap the value.
+pub static SYSTEM: RwLock<Option<EventSystem>> = RwLock::new(None);
+
+pub fn read_system() -> std::sync::RwLockReadGuard<'static, Option<EventSystem>> {
+    SYSTEM.read().unwrap_or_else(|e| e.into_inner())
+}
+
+fn write_system() -> std::sync::RwLockWriteGuard<'static, Option<EventSystem>> {
+    SYSTEM.write().unwrap_or_else(|e| e.into_inner())
+}
+
+pub fn init(_ruby: &Ruby, native: RModule) -> Result<(), Error> {
+    native.define_module_function("start", function!(start, 1))?;
+    native.define_module_function("running?", function!(is_running, 0))?;
+    native.define_module_function("shutdown", function!(shutdown, 0))?;
+    native.define_module_function("publish", function!(publish, 10))?;
+    native.define_module_function("flush", function!(flush, 1))?;
+    native.define_module_function("stats", function!(stats, 0))?;
+    native.define_module_function("install_pgmq", function!(install_pgmq, 2))?;
+    native.define_module_function("validate_pattern", function!(validate_pattern, 1))?;
+    native.define_module_function("pattern_matches?", function!(pattern_matches, 2))?;
+    Ok(())
+}
+
+fn millis(ms: u64) -> Duration {
+    Duration::from_millis(ms)
+}
+
+/// Builds the core's settings from the Hash that `TaskerEvents.start` assembled.
+fn config_from(options: RHash) -> Result<Config, Error> {
+    let defaults = Config::default();
+    let get_u64 = |key: &str, default: u64| -> Result<u64, Error> {
+        Ok(options.lookup::<_, Option<u64>>(key)?.unwrap_or(default))
+    };
+    Ok(Config {
+        database_url: options.lookup("database_url")?,
+        install_pgmq: options
+            .lookup::<_, Option<bool>>("install_pgmq")?
+            .unwrap_or(false),
+        command_buffer_size: get_u64("command_buffer_size", 1000)? as usize,
+        broadcast_buffer_size: get_u64("broadcast_buffer_size", 2000)? as usize,
+        dispatch_timeout: millis(get_u64("dispatch_timeout_ms", 5000)?),
+        shutdown_drain_timeout: millis(get_u64("shutdown_drain_timeout_ms", 5000)?),
+        log_subscriber_errors: options
+            .lookup::<_, Option<bool>>("log_subscriber_errors")?
+            .unwrap_or(defaults.log_subscriber_errors),
+        log_dropped_events: options
+            .lookup::<_, Option<bool>>("log_dropped_events")?
+            .unwrap_or(defaults.log_dropped_events),
+        durable_batch_size: get_u64("durable_batch_size", 500)? as usize,
+        pool_size: get_u64("pool_size", 2)? as u32,
+        connect_timeout: millis(get_u64("connect_timeout_ms", 2000)?),
+    })
+}
+
+/// @return [Boolean] true when this call started the system, false when it was running.
+fn start(ruby: &Ruby, options: RHash) -> Result<bool, Error> {
+    guard(ruby, || {
+        let config = config_from(options)?;
+        let mut slot = write_system();
+        if slot.is_some() {
+            return Ok(false);
+        }
+        let system =
+            EventSystem::start(config, STATS.clone()).map_err(|e| errors::start(ruby, e))?;
+        super::drain::set_drain_queue(system.drain_queue().clone());
+        *slot = Some(system);
+        Ok(true)
+    })
+}
+
+fn is_running() -> bool {
+    read_system().is_some()
+}
+
+/// Stops the system, waiting without the GVL for queued events. The drain thread is told to
+/// end through its queue; the Ruby side joins it.
+fn shutdown(ruby: &Ruby) -> Result<bool, Error> {
+    guard(ruby, || {
+        let Some(system) = write_system().take() else {
+            return Ok(true);
+        };
+        let drained = without_gvl(ruby, move || system.shutdown(), || {})?;
+        Ok(drained.unwrap_or(false))
+    })
+}
+
+fn optional_uuid(field: &'static str, value: Option<String>) -> Result<Option<uuid::Uuid>, Error> {
+    let ruby = Ruby::get().expect("called from Ruby");
+    value
+        .map(|v| parse_uuid(field, &v).map_err(|e| errors::validation(&ruby, e)))
+        .transpose()
+}
+
+/// @return [String, nil] the event id, or nil when every path dropped the event.
+#[allow(clippy::too_many_arguments)]
+fn publish(
+    ruby: &Ruby,
+    event_name: String,
+    payload: Value,
+    namespace: String,
+    delivery_mode: String,
+    task_uuid: Option<String>,
+    step_uuid: Option<String>,
+    step_name: Option<String>,
+    correlation_id: Option<String>,
+    metadata: Value,
+    execution_result: Value,
+) -> Result<Option<String>, Error> {
+    guard(ruby, || {
+        let delivery_mode = delivery_mode
+            .parse()
+            .map_err(|e| errors::validation(ruby, e))?;
+        let extra_metadata = match to_json(ruby, metadata, "metadata")? {
+            serde_json::Value::Object(map) => map,
+            serde_json::Value::Null => serde_json::Map::new(),
+            _ => {
+                return Err(errors::error(
+                    ruby,
+                    "ValidationError",
+                    "metadata must be a Hash",
+                ))
+            }
+        };
+        let execution_result = match to_json(ruby, execution_result, "execution_result")? {
+            serde_json::Value::Null => None,
+            other => Some(other),
+        };
+        let event = NewEvent {
+            payload: to_json(ruby, payload, "payload")?,
+            delivery_mode,
+            task_uuid: optional_uuid("task_uuid", task_uuid)?,
+            step_uuid: optional_uuid("step_uuid", step_uuid)?,
+            step_name,
+            correlation_id: optional_uuid("correlation_id", correlation_id)?,
+            extra_metadata,
+            execution_result,
+            ..NewEvent::new(event_name, namespace, serde_json::Value::Null)
+        };
+
+        let system = read_system();
+        let Some(system) = system.as_ref() else {
+            event.build().map_err(|e| errors::validation(ruby, e))?;
+            STATS.record_rejected(DropReason::NotStarted);
+            return Ok(None);
+        };
+        let id = system
+            .publish(event)
+            .map_err(|e| errors::validation(ruby, e))?;
+        Ok(id.map(|id| id.to_string()))
+    })
+}
+
+/// Waits, without the GVL, until everything accepted so far is delivered or dropped.
+fn flush(ruby: &Ruby, timeout_seconds: f64) -> Result<bool, Error> {
+    guard(ruby, || {
+        let timeout = Duration::try_from_secs_f64(timeout_seconds.max(0.0))
+            .map_err(|e| errors::error(ruby, "ValidationError", format!("timeout: {e}")))?;
+        let stats = STATS.clone();
+        let mark = stats.settle_mark();
+        let deadline = std::time::Instant::now() + timeout;
+        let interrupted = std::sync::atomic::AtomicBool::new(false);
+        let settled = without_gvl(
+            ruby,
+            || stats.wait_settled(mark, deadline, &|| interrupted.load(Relaxed)),
+            || {
+                interrupted.store(true, Relaxed);
+                stats.notify_progress();
+            },
+        )?;
+        Ok(settled.unwrap_or(false))
+    })
+}
+
+use std::sync::atomic::Ordering::Relaxed;
+
+fn stats(ruby: &Ruby) -> Result<RHash, Error> {
+    guard(ruby, || {
+        let snapshot = serde_json::to_value(STATS.snapshot())
+            .map_err(|e| errors::error(ruby, "Error", e.to_string()))?;
+        match &snapshot {
+            serde_json::Value::Object(map) => object_to_ruby(ruby, map),
+            _ => unreachable!("stats serialize to an object"),
+        }
+    })
+}
+
+/// Installs PGMQ's SQL into the database at `url` (never `CREATE EXTENSION`).
+fn install_pgmq(ruby: &Ruby, url: String, connect_timeout_ms: u64) -> Result<bool, Error> {
+    guard(ruby, || {
+        let config = Config {
+            database_url: Some(url.clone()),
+            connect_timeout: millis(connect_timeout_ms),
+            ..Config::default()
+        };
+        let install = move || -> Result<(), DatabaseError> {
+            let runtime = tokio_runtime()?;
+            runtime.block_on(async {
+                let pool = durable::lazy_pool(&url, &config)?;
+                let result = durable::install_pgmq(&pool).await;
+                pool.close().await;
+                result
+            })
+        };
+        match without_gvl(ruby, install, || {})? {
+            Some(Ok(())) => Ok(true),
+            Some(Err(e)) => Err(errors::database(ruby, e)),
+            None => Ok(false),
+        }
+    })
+}
+
+fn tokio_runtime() -> Result<tokio::runtime::Runtime, DatabaseError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| DatabaseError::Postgres(e.to_string()))
+}
+
+fn validate_pattern(ruby: &Ruby, pattern: String) -> Result<String, Error> {
+    guard(ruby, || {
+        Pattern::new(&pattern).map_err(|e| errors::validation(ruby, e))?;
+        Ok(pattern)
+    })
+}
+
+fn pattern_matches(ruby: &Ruby, pattern: String, event_name: String) -> Result<bool, Error> {
+    guard(ruby, || {
+        let pattern = Pattern::new(&pattern).map_err(|e| errors::validation(ruby, e))?;
+        Ok(pattern.matches(&event_name))
+    })
+}

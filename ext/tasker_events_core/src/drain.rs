@@ -1,0 +1,202 @@
+//! The hand-off from the bus to the drain thread: the one thread of the host language that
+//! calls its subscribers.
+//!
+//! The queue is bounded: when it is full, `try_push` hands the delivery back and the bus counts
+//! it as dropped, so a slow subscriber costs events, never memory or the publisher's time. The
+//! drain thread blocks in [`DrainQueue::wait_batch`] without holding any lock of the host
+//! language; [`DrainQueue::interrupt`] ends that wait at once (the host's unblock function
+//! calls it) and [`DrainQueue::close`] ends it for good once the queue is empty. Deliveries come
+//! out in the order they went in.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::Duration;
+
+use crate::event::DomainEvent;
+
+/// One event and the ids of the host-language subscribers whose patterns match it.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub event: Arc<DomainEvent>,
+    pub subscriber_ids: Vec<u64>,
+}
+
+/// What a wait on the queue ended with.
+#[derive(Debug)]
+pub enum Wait {
+    /// One or more deliveries, oldest first.
+    Batch(Vec<Delivery>),
+    /// Nothing arrived before the timeout.
+    TimedOut,
+    /// [`DrainQueue::interrupt`] was called.
+    Interrupted,
+    /// The queue is closed and empty: the drain thread should end.
+    Closed,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    items: VecDeque<Delivery>,
+    closed: bool,
+    interrupted: bool,
+}
+
+/// A bounded, blocking, interruptible queue of deliveries for the drain thread.
+#[derive(Debug)]
+pub struct DrainQueue {
+    state: Mutex<State>,
+    ready: Condvar,
+    capacity: usize,
+}
+
+impl DrainQueue {
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            state: Mutex::new(State::default()),
+            ready: Condvar::new(),
+            capacity: capacity.max(1),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding this lock cannot leave the queue inconsistent: every critical
+        // section is a single push, pop or flag change.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Enqueues without blocking; hands the delivery back when the queue is full or closed.
+    pub fn try_push(&self, delivery: Delivery) -> Result<(), Delivery> {
+        let mut state = self.lock();
+        if state.closed || state.items.len() >= self.capacity {
+            return Err(delivery);
+        }
+        state.items.push_back(delivery);
+        drop(state);
+        self.ready.notify_one();
+        Ok(())
+    }
+
+    /// Waits up to `timeout` (forever with `None`) for deliveries and takes up to `max`.
+    pub fn wait_batch(&self, max: usize, timeout: Option<Duration>) -> Wait {
+        let deadline = timeout.map(|t| std::time::Instant::now() + t);
+        let mut state = self.lock();
+        loop {
+            if state.interrupted {
+                state.interrupted = false;
+                return Wait::Interrupted;
+            }
+            if !state.items.is_empty() {
+                let n = max.max(1).min(state.items.len());
+                return Wait::Batch(state.items.drain(..n).collect());
+            }
+            if state.closed {
+                return Wait::Closed;
+            }
+            state = match deadline {
+                None => self.ready.wait(state).unwrap_or_else(|e| e.into_inner()),
+                Some(deadline) => {
+                    let now = std::time::Instant::now();
+                    if now >= deadline {
+                        return Wait::TimedOut;
+                    }
+                    self.ready
+                        .wait_timeout(state, deadline - now)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0
+                }
+            };
+        }
+    }
+
+    /// Ends the current (or next) wait with [`Wait::Interrupted`].
+    pub fn interrupt(&self) {
+        self.lock().interrupted = true;
+        self.ready.notify_all();
+    }
+
+    /// Refuses new deliveries; waits end with [`Wait::Closed`] once the queue is empty.
+    pub fn close(&self) {
+        self.lock().closed = true;
+        self.ready.notify_all();
+    }
+
+    /// Reopens a closed queue, for a restarted event system.
+    pub fn reopen(&self) {
+        let mut state = self.lock();
+        state.closed = false;
+        state.interrupted = false;
+    }
+
+    /// Removes and returns what is still queued.
+    pub fn take_all(&self) -> Vec<Delivery> {
+        self.lock().items.drain(..).collect()
+    }
+
+    pub fn len(&self) -> usize {
+        self.lock().items.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::NewEvent;
+
+    fn delivery(n: u64) -> Delivery {
+        let event = NewEvent::new("a.b", "ns", serde_json::json!(n))
+            .build()
+            .unwrap();
+        Delivery {
+            event: Arc::new(event),
+            subscriber_ids: vec![n],
+        }
+    }
+
+    #[test]
+    fn bounded_and_ordered() {
+        let queue = DrainQueue::new(2);
+        assert!(queue.try_push(delivery(1)).is_ok());
+        assert!(queue.try_push(delivery(2)).is_ok());
+        let refused = queue.try_push(delivery(3)).unwrap_err();
+        assert_eq!(refused.subscriber_ids, [3]);
+        match queue.wait_batch(10, None) {
+            Wait::Batch(batch) => {
+                let ids: Vec<_> = batch.iter().map(|d| d.subscriber_ids[0]).collect();
+                assert_eq!(ids, [1, 2]);
+            }
+            other => panic!("expected a batch, got {other:?}"),
+        }
+        assert!(matches!(
+            queue.wait_batch(10, Some(Duration::from_millis(5))),
+            Wait::TimedOut
+        ));
+    }
+
+    #[test]
+    fn interrupt_ends_a_blocked_wait() {
+        let queue = Arc::new(DrainQueue::new(4));
+        let waiter = {
+            let queue = queue.clone();
+            std::thread::spawn(move || queue.wait_batch(1, None))
+        };
+        std::thread::sleep(Duration::from_millis(20));
+        queue.interrupt();
+        assert!(matches!(waiter.join().unwrap(), Wait::Interrupted));
+    }
+
+    #[test]
+    fn close_drains_then_ends() {
+        let queue = DrainQueue::new(4);
+        queue.try_push(delivery(1)).unwrap();
+        queue.close();
+        assert!(queue.try_push(delivery(2)).is_err());
+        assert!(matches!(queue.wait_batch(4, None), Wait::Batch(b) if b.len() == 1));
+        assert!(matches!(queue.wait_batch(4, None), Wait::Closed));
+        queue.reopen();
+        assert!(queue.try_push(delivery(3)).is_ok());
+    }
+}

@@ -1,0 +1,93 @@
+//! Validation of the identifiers that end up in queue names and routing keys.
+//!
+//! Event names and namespaces are checked once, when an event is built, so that nothing
+//! downstream (queue names, SQL identifiers, pattern matching) ever sees an unchecked value.
+
+use crate::error::ValidationError;
+
+/// Longest namespace: PGMQ caps queue names at 47 characters and we append `_domain_events`.
+pub const MAX_NAMESPACE_LEN: usize = 33;
+
+/// Suffix of every durable queue: `{namespace}_domain_events`.
+pub const QUEUE_SUFFIX: &str = "_domain_events";
+
+fn is_segment(segment: &str) -> bool {
+    !segment.is_empty()
+        && segment
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
+
+/// Checks an event name: lowercase `a-z0-9_` segments joined by single dots, at least one dot.
+pub fn validate_event_name(name: &str) -> Result<(), ValidationError> {
+    let valid = name.contains('.') && name.split('.').all(is_segment);
+    if valid {
+        Ok(())
+    } else {
+        Err(ValidationError::EventName(name.to_owned()))
+    }
+}
+
+/// Checks a namespace against `^[a-z0-9_]{1,33}$`.
+pub fn validate_namespace(namespace: &str) -> Result<(), ValidationError> {
+    if namespace.len() <= MAX_NAMESPACE_LEN && is_segment(namespace) {
+        Ok(())
+    } else {
+        Err(ValidationError::Namespace(namespace.to_owned()))
+    }
+}
+
+/// The PGMQ queue that receives a namespace's durable events.
+pub fn queue_name(namespace: &str) -> String {
+    format!("{namespace}{QUEUE_SUFFIX}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_dotted_lowercase_names() {
+        for name in ["payment.processed", "a.b", "order_v2.item.shipped_3"] {
+            assert!(validate_event_name(name).is_ok(), "{name}");
+        }
+    }
+
+    #[test]
+    fn rejects_malformed_names() {
+        let bad = [
+            "",
+            "payment",
+            "Payment.processed",
+            "payment..processed",
+            ".payment",
+            "payment.",
+            "payment.processed ",
+            "payment-processed.x",
+            "x; drop table.y",
+            "pаyment.processed",
+        ];
+        for name in bad {
+            let err = validate_event_name(name).unwrap_err();
+            assert_eq!(err, ValidationError::EventName(name.to_owned()));
+        }
+    }
+
+    #[test]
+    fn namespace_length_and_charset() {
+        assert!(validate_namespace("payments").is_ok());
+        assert!(validate_namespace(&"a".repeat(33)).is_ok());
+        assert!(validate_namespace(&"a".repeat(34)).is_err());
+        assert!(validate_namespace("").is_err());
+        assert!(validate_namespace("pay.ments").is_err());
+        assert!(validate_namespace("Payments").is_err());
+        assert_eq!(queue_name("payments"), "payments_domain_events");
+        assert_eq!(queue_name(&"a".repeat(33)).len(), 47);
+    }
+
+    #[test]
+    fn error_names_the_value() {
+        let message = validate_namespace("x'; drop").unwrap_err().to_string();
+        assert!(message.contains("\"x'; drop\""), "{message}");
+    }
+}

@@ -1,0 +1,117 @@
+//! The router: sends each event to the paths its delivery mode names.
+//!
+//! `route` never blocks and never fails its caller. Durable events go into the bounded channel
+//! of the durable publisher; in-process events go to the bus. A broadcast event is one
+//! `Arc<DomainEvent>` handed to both, so both paths see the same `event_id`. Anything a path
+//! cannot take is counted as dropped, with its reason, and logged at warn.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use tokio::sync::mpsc::{self, error::TrySendError};
+use tracing::{debug, warn};
+
+use crate::bus::InProcessEventBus;
+use crate::event::DomainEvent;
+use crate::stats::{DropReason, Stats};
+
+/// Routes events by delivery mode to PGMQ, the in-process bus, or both.
+pub struct EventRouter {
+    durable: Option<mpsc::Sender<Arc<DomainEvent>>>,
+    bus: Arc<InProcessEventBus>,
+    stats: Arc<Stats>,
+    closed: AtomicBool,
+    log_dropped_events: bool,
+}
+
+impl EventRouter {
+    /// `durable` is `None` when no database is configured: durable events are then dropped
+    /// with reason `no_database`.
+    pub fn new(
+        durable: Option<mpsc::Sender<Arc<DomainEvent>>>,
+        bus: Arc<InProcessEventBus>,
+        stats: Arc<Stats>,
+        log_dropped_events: bool,
+    ) -> Self {
+        Self {
+            durable,
+            bus,
+            stats,
+            closed: AtomicBool::new(false),
+            log_dropped_events,
+        }
+    }
+
+    /// Routes an event; returns whether at least one of its paths accepted it.
+    pub fn route(&self, event: DomainEvent) -> bool {
+        if self.closed.load(Ordering::Acquire) {
+            self.stats.record_rejected(DropReason::ShuttingDown);
+            return false;
+        }
+        let event = Arc::new(event);
+        let mode = event.delivery_mode;
+        self.stats.record_published(mode);
+        debug!(
+            event_id = %event.event_id,
+            event_name = %event.event_name,
+            namespace = %event.metadata.namespace,
+            correlation_id = %event.metadata.correlation_id,
+            delivery_mode = mode.as_str(),
+            payload = %event.payload,
+            "routing domain event"
+        );
+
+        let mut accepted = false;
+        if mode.is_in_process() {
+            accepted |= self.route_in_process(&event);
+        }
+        if mode.is_durable() {
+            accepted |= self.route_durable(event);
+        }
+        accepted
+    }
+
+    fn route_in_process(&self, event: &Arc<DomainEvent>) -> bool {
+        self.bus.publish(event);
+        true
+    }
+
+    fn route_durable(&self, event: Arc<DomainEvent>) -> bool {
+        self.stats.durable.accept(1);
+        let Some(sender) = &self.durable else {
+            self.drop_durable(&event, DropReason::NoDatabase);
+            return false;
+        };
+        match sender.try_send(event) {
+            Ok(()) => true,
+            Err(TrySendError::Full(event)) => {
+                self.drop_durable(&event, DropReason::ChannelFull);
+                false
+            }
+            Err(TrySendError::Closed(event)) => {
+                self.drop_durable(&event, DropReason::ShuttingDown);
+                false
+            }
+        }
+    }
+
+    fn drop_durable(&self, event: &DomainEvent, reason: DropReason) {
+        self.stats.durable.drop_events(reason, 1);
+        self.stats.notify_progress();
+        if self.log_dropped_events {
+            warn!(
+                event_id = %event.event_id,
+                event_name = %event.event_name,
+                namespace = %event.metadata.namespace,
+                correlation_id = %event.metadata.correlation_id,
+                reason = reason.as_str(),
+                "durable domain event dropped"
+            );
+        }
+    }
+
+    /// Refuses every event from now on; used by shutdown.
+    pub(crate) fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+    }
+}

@@ -1,0 +1,164 @@
+# frozen_string_literal: true
+
+require "logger"
+require "time"
+require "date"
+
+require_relative "tasker_events/version"
+require_relative "tasker_events/errors"
+require_relative "tasker_events/tasker_events"
+require_relative "tasker_events/configuration"
+require_relative "tasker_events/base_subscriber"
+require_relative "tasker_events/subscriber_registry"
+require_relative "tasker_events/drain_thread"
+
+# Domain events for workflow workers: publish business events from step handlers and have a
+# Rust core deliver them to PGMQ (durable), to in-process subscribers (fast), or both
+# (broadcast). Publishing never blocks the step and never raises for a delivery problem.
+module TaskerEvents
+  DELIVERY_MODES = %i[durable fast broadcast].freeze
+
+  @mutex = Mutex.new
+  @drain_thread = nil
+  @logger = nil
+  @configuration = Configuration.new
+
+  class << self
+    # Starts the event system: the Rust runtime, the durable publisher and the drain thread.
+    # Idempotent: a second call while running changes nothing and returns false.
+    #
+    # @param logger [Logger, nil] where the gem's Ruby side logs (default: $stderr at WARN)
+    # @param settings [Hash] see {Configuration::DEFAULTS}; `database_url` is needed only once
+    #   a durable or broadcast event is published
+    # @return [Boolean] true when this call started the system
+    # @raise [ConfigurationError] for an unknown or invalid setting
+    def start(logger: nil, **settings)
+      configuration = Configuration.new(**settings)
+      @mutex.synchronize do
+        self.logger = logger if logger
+        return false unless Native.start(configuration.to_native)
+
+        @configuration = configuration
+        @drain_thread = DrainThread.new(SubscriberRegistry.instance).start
+        SubscriberRegistry.instance.attach_all
+        true
+      end
+    end
+
+    # @return [Boolean]
+    def started?
+      Native.running?
+    end
+
+    # Publishes one event. Never blocks on PostgreSQL or subscribers and never raises for a
+    # delivery problem: an event that cannot be delivered is counted in {.stats} and logged.
+    #
+    # @param event_name [String] dotted lowercase name, e.g. "payment.processed"
+    # @param payload [Hash] JSON-compatible data; Time and Date become ISO 8601 strings
+    # @param namespace [String] 1-33 of a-z, 0-9, _; durable events go to
+    #   the PGMQ queue "#{namespace}_domain_events"
+    # @param delivery_mode [Symbol] :durable, :fast or :broadcast
+    # @param task_uuid [String, nil]
+    # @param step_uuid [String, nil]
+    # @param step_name [String, nil]
+    # @param correlation_id [String, nil] defaults to task_uuid, else a fresh UUIDv7
+    # @param metadata [Hash] extra metadata; the standard fields win over keys of the same name
+    # @param execution_result [Hash, nil]
+    # @return [String, nil] the event id, or nil when the event was dropped
+    # @raise [ValidationError] (an ArgumentError) for an invalid name, namespace, mode, UUID or
+    #   payload value, naming it
+    def publish(event_name, payload = {}, namespace:, delivery_mode: :durable, task_uuid: nil,
+                step_uuid: nil, step_name: nil, correlation_id: nil, metadata: {},
+                execution_result: nil)
+      Native.publish(
+        string(:event_name, event_name), payload, string(:namespace, namespace),
+        string(:delivery_mode, delivery_mode), optional_string(task_uuid),
+        optional_string(step_uuid), optional_string(step_name), optional_string(correlation_id),
+        metadata, execution_result
+      )
+    end
+
+    # Waits until every event accepted so far has been written to PGMQ and handed to every
+    # matching subscriber (or dropped and counted).
+    # @param timeout [Numeric] seconds
+    # @return [Boolean] false when the timeout passed first
+    # @raise [Error] when called from a subscriber, which would wait for itself
+    def flush(timeout: 5)
+      if @drain_thread&.current?
+        raise Error, "flush was called from a subscriber; it would wait for its own delivery"
+      end
+
+      Native.flush(Float(timeout))
+    end
+
+    # @return [Hash] counters: `published` per delivery mode, `rejected` (before routing), and
+    #   for each path (`durable`, `rust_subscribers`, `ruby_subscribers`) `accepted`,
+    #   `delivered`, `dropped` per reason and `queued`; `subscriber_errors` and
+    #   `subscriber_timeouts` per kind of subscriber
+    def stats
+      Native.stats
+    end
+
+    # Stops accepting events, lets every path finish within `shutdown_drain_timeout_ms`, and
+    # stops the runtime and the drain thread. Safe to call twice.
+    # @return [Boolean] whether everything queued was delivered in time
+    def shutdown
+      @mutex.synchronize do
+        drained = Native.shutdown
+        drained &= join_drain_thread
+        @drain_thread = nil
+        drained
+      end
+    end
+
+    # Installs PGMQ into the database as plain SQL when it is missing (never
+    # `CREATE EXTENSION`). Safe to run again.
+    # @param database_url [String]
+    # @param connect_timeout_ms [Integer]
+    # @return [true]
+    # @raise [DatabaseError] when PostgreSQL cannot be reached or refuses
+    def install_pgmq(database_url, connect_timeout_ms: 5000)
+      Native.install_pgmq(string(:database_url, database_url), Integer(connect_timeout_ms))
+    end
+
+    # @return [Logger]
+    def logger
+      @logger ||= Logger.new($stderr, level: Logger::WARN, progname: "tasker_events")
+    end
+
+    attr_writer :logger
+
+    # @api private
+    def log_subscriber_errors?
+      @configuration.settings[:log_subscriber_errors]
+    end
+
+    private
+
+    def join_drain_thread
+      return true unless @drain_thread
+
+      timeout = @configuration.settings[:shutdown_drain_timeout_ms] / 1000.0
+      return true if @drain_thread.join(timeout)
+
+      lost = Native.discard_pending
+      logger.warn("tasker_events: drain thread did not finish; #{lost} events dropped")
+      false
+    end
+
+    def string(name, value)
+      return value.to_s if value.is_a?(String) || value.is_a?(Symbol)
+
+      raise ValidationError, "#{name} must be a String or Symbol, got #{value.inspect}"
+    end
+
+    def optional_string(value)
+      value&.to_s
+    end
+  end
+end
+
+# Code written for tasker-core (`TaskerCore::DomainEvents::BaseSubscriber`, ...) runs unchanged.
+module TaskerCore
+  DomainEvents = TaskerEvents
+end

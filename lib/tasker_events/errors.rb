@@ -1,0 +1,20 @@
+# frozen_string_literal: true
+
+module TaskerEvents
+  # Base class of the gem's operational errors. Publishing never raises one of these for a
+  # delivery problem: those are counted in {TaskerEvents.stats} and logged.
+  class Error < StandardError; end
+
+  # A setting given to {TaskerEvents.start} is unknown or out of range, or the database URL
+  # cannot be parsed (its password is never part of the message).
+  class ConfigurationError < Error; end
+
+  # PostgreSQL refused or could not be reached for an operation that reports back, such as
+  # {TaskerEvents.install_pgmq}.
+  class DatabaseError < Error; end
+
+  # Input that can never be delivered: an invalid event name, namespace, delivery mode, pattern,
+  # UUID, or a payload value without a JSON form. It is an ArgumentError, as Ruby expects for
+  # bad arguments; the message names the value and where it was.
+  class ValidationError < ArgumentError; end
+end
