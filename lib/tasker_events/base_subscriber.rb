@@ -84,21 +84,21 @@ module TaskerEvents
 
     # @return [Hash{Symbol => Integer}] events received and errors raised by this instance
     def stats
-      { received: @received || 0, errors: @errors || 0 }
+      { received: @tasker_events_received || 0, errors: @tasker_events_errors || 0 }
     end
 
     # Runs the hooks for one event. Called by the drain thread.
     # @return [Boolean] false when a hook raised
     # @api private
     def dispatch(event)
-      @received = (@received || 0) + 1
+      @tasker_events_received = (@tasker_events_received || 0) + 1
       return true unless before_handle(event)
 
       handle(event)
       after_handle(event)
       true
     rescue StandardError => e
-      @errors = (@errors || 0) + 1
+      @tasker_events_errors = (@tasker_events_errors || 0) + 1
       report_error(event, e)
       false
     end

@@ -2,6 +2,8 @@
 //! `TASKER_EVENTS_LOG` environment variable (error, warn, info, debug, trace; default warn).
 //! Payloads are only logged at debug and below.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::prelude::*;
 
@@ -12,6 +14,7 @@ pub fn init() {
         .unwrap_or(LevelFilter::WARN);
     let layer = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
         .with_filter(level);
     // Another library in the process may have set a global subscriber first; then its

@@ -1,0 +1,51 @@
+# frozen_string_literal: true
+
+require "spec_helper"
+
+RSpec.describe TaskerEvents::DrainThread do
+  let(:namespace) { unique_namespace }
+
+  def drain_thread
+    Thread.list.find { |t| t.name == "tasker_events-drain" }
+  end
+
+  before { TaskerEvents.start }
+
+  it "lets other Ruby threads run while it waits for events" do
+    counter = 0
+    worker = Thread.new { 200_000.times { counter += 1 } }
+    expect(worker.join(10)).not_to be_nil
+    expect(counter).to eq(200_000)
+    expect(drain_thread).to be_alive
+  end
+
+  it "wakes for an event without polling" do
+    subscriber = recording_subscriber("a.b")
+    TaskerEvents.publish("a.b", {}, namespace: namespace, delivery_mode: :fast)
+    deadline = Time.now + 5
+    sleep 0.001 while subscriber.received.empty? && Time.now < deadline
+    expect(subscriber.received.size).to eq(1)
+  end
+
+  it "ends its wait at once when killed" do
+    thread = drain_thread
+    thread.kill
+    expect(thread.join(2)).not_to be_nil
+  end
+
+  it "accounts for events it took when killed mid-batch" do
+    started = Queue.new
+    recording_subscriber("a.b") do
+      started << true
+      sleep
+    end
+    3.times { TaskerEvents.publish("a.b", {}, namespace: namespace, delivery_mode: :fast) }
+    started.pop
+    lost = stat_change(:ruby_subscribers, :dropped, :drain_thread_stopped) do
+      thread = drain_thread
+      thread.kill
+      thread.join(2)
+    end
+    expect(lost).to be_between(1, 3)
+  end
+end
