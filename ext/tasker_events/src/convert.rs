@@ -90,7 +90,7 @@ impl Converter<'_> {
             return self.string(string, path);
         }
         if Integer::from_value(key).is_some() {
-            return Ok(key.to_r_string()?.to_string()?);
+            return key.to_r_string()?.to_string();
         }
         let class = unsafe { key.classname() }.into_owned();
         Err(self.invalid(

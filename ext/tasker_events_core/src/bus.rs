@@ -28,7 +28,7 @@ use crate::drain::{Delivery, DrainQueue};
 use crate::error::ValidationError;
 use crate::event::DomainEvent;
 use crate::pattern::Pattern;
-use crate::stats::{DropReason, Stats, SubscriberKind};
+use crate::stats::{DropReason, SettleGate, Stats, SubscriberKind};
 
 /// What a Rust subscriber returns when it fails.
 pub type HandlerError = Box<dyn std::error::Error + Send + Sync>;
@@ -70,16 +70,19 @@ pub struct InProcessEventBus {
     tasks: Mutex<Vec<JoinHandle<()>>>,
     drain: Arc<DrainQueue>,
     stats: Arc<Stats>,
+    gate: Arc<SettleGate>,
     settings: BusSettings,
     runtime: Handle,
     next_id: AtomicU64,
 }
 
 impl InProcessEventBus {
+    /// `gate` is shared with shutdown, which counts what subscribers still hold.
     pub fn new(
         settings: BusSettings,
         drain: Arc<DrainQueue>,
         stats: Arc<Stats>,
+        gate: Arc<SettleGate>,
         runtime: Handle,
     ) -> Self {
         Self {
@@ -88,6 +91,7 @@ impl InProcessEventBus {
             tasks: Mutex::default(),
             drain,
             stats,
+            gate,
             settings,
             runtime,
             next_id: AtomicU64::new(1),
@@ -107,6 +111,7 @@ impl InProcessEventBus {
             pattern: pattern.clone(),
             handler,
             stats: self.stats.clone(),
+            gate: self.gate.clone(),
             settings: self.settings.clone(),
         };
         let handle = self.runtime.spawn(task.run(receiver));
@@ -209,6 +214,7 @@ struct SubscriberTask {
     pattern: Pattern,
     handler: EventHandler,
     stats: Arc<Stats>,
+    gate: Arc<SettleGate>,
     settings: BusSettings,
 }
 
@@ -228,7 +234,8 @@ impl SubscriberTask {
                     self.log_failure(&event, &format!("timed out after {timeout:?}"));
                 }
             }
-            self.stats.rust_subscribers.deliver(1);
+            // A handler that blocked its thread past shutdown was already counted as lost.
+            self.gate.count(|| self.stats.rust_subscribers.deliver(1));
             self.stats.notify_progress();
         }
     }

@@ -25,7 +25,7 @@ use crate::config::{redact_url, Config};
 use crate::error::DatabaseError;
 use crate::event::DomainEvent;
 use crate::names::queue_name;
-use crate::stats::{DropReason, Stats};
+use crate::stats::{DropReason, SettleGate, Stats};
 
 /// Opens a lazy pool: nothing connects until the first write, so a database that is down at
 /// start costs nothing until then.
@@ -54,18 +54,25 @@ pub(crate) struct DurablePublisher {
     created: HashSet<String>,
     install_pending: bool,
     stats: Arc<Stats>,
+    gate: Arc<SettleGate>,
     batch_size: usize,
     log_dropped_events: bool,
 }
 
 impl DurablePublisher {
-    pub(crate) async fn new(pool: PgPool, config: &Config, stats: Arc<Stats>) -> Self {
+    pub(crate) async fn new(
+        pool: PgPool,
+        config: &Config,
+        stats: Arc<Stats>,
+        gate: Arc<SettleGate>,
+    ) -> Self {
         Self {
             queue: PGMQueueExt::new_with_pool(pool.clone()).await,
             pool,
             created: HashSet::new(),
             install_pending: config.install_pgmq,
             stats,
+            gate,
             batch_size: config.durable_batch_size,
             log_dropped_events: config.log_dropped_events,
         }
@@ -133,7 +140,13 @@ impl DurablePublisher {
     }
 
     fn on_written(&self, events: &[&DomainEvent], message_ids: &[i64]) {
-        self.stats.durable.deliver(events.len() as u64);
+        // A write that outlived shutdown's wait was already counted as lost.
+        if !self
+            .gate
+            .count(|| self.stats.durable.deliver(events.len() as u64))
+        {
+            return;
+        }
         for (event, message_id) in events.iter().zip(message_ids) {
             debug!(
                 event_id = %event.event_id,
@@ -149,8 +162,10 @@ impl DurablePublisher {
 
     fn on_write_failure(&self, namespace: &str, events: &[&DomainEvent], error: &DatabaseError) {
         let reason = DropReason::DatabaseError;
-        self.stats.durable.drop_events(reason, events.len() as u64);
-        if !self.log_dropped_events {
+        let counted = self
+            .gate
+            .count(|| self.stats.durable.drop_events(reason, events.len() as u64));
+        if !counted || !self.log_dropped_events {
             return;
         }
         let queue_name = queue_name(namespace);

@@ -253,6 +253,35 @@ impl Stats {
     }
 }
 
+/// Decides who counts an event that is in flight when its system shuts down: the task that
+/// finishes it, or shutdown, which counts what is still queued as dropped. Whichever comes
+/// second does nothing, so nothing is counted twice. One gate per running system.
+#[derive(Debug, Default)]
+pub struct SettleGate {
+    closed: Mutex<bool>,
+}
+
+impl SettleGate {
+    /// Runs `count` unless shutdown has already accounted for what is left.
+    pub fn count(&self, count: impl FnOnce()) -> bool {
+        let closed = self.closed.lock().unwrap_or_else(|e| e.into_inner());
+        if *closed {
+            return false;
+        }
+        count();
+        true
+    }
+
+    /// Runs `count_lost` once; later [`SettleGate::count`] calls do nothing.
+    pub fn close(&self, count_lost: impl FnOnce()) {
+        let mut closed = self.closed.lock().unwrap_or_else(|e| e.into_inner());
+        if !*closed {
+            *closed = true;
+            count_lost();
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 struct Settle {
     generation: Mutex<u64>,

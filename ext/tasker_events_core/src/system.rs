@@ -21,7 +21,7 @@ use crate::durable::{lazy_pool, DurablePublisher};
 use crate::error::{DatabaseError, ValidationError};
 use crate::event::NewEvent;
 use crate::router::EventRouter;
-use crate::stats::{DropReason, PathCounters, Stats};
+use crate::stats::{DropReason, PathCounters, SettleGate, Stats};
 
 /// Why an event system could not start.
 #[derive(Debug, thiserror::Error)]
@@ -42,12 +42,17 @@ pub struct EventSystem {
     drain: Arc<DrainQueue>,
     durable_task: Option<JoinHandle<()>>,
     stats: Arc<Stats>,
+    gate: Arc<SettleGate>,
     config: Config,
 }
 
 impl EventSystem {
     /// Starts the runtime and every path. Never connects to PostgreSQL: the pool is lazy, so a
     /// database that is down at start only shows once durable events are written.
+    ///
+    /// The system owns its runtime, so `start` and [`EventSystem::shutdown`] must be called
+    /// from outside any tokio runtime (tokio panics when a runtime is blocked on or dropped
+    /// from within another).
     pub fn start(config: Config, stats: Arc<Stats>) -> Result<Self, StartError> {
         config.validate()?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -57,6 +62,7 @@ impl EventSystem {
             .build()?;
 
         let drain = Arc::new(DrainQueue::new(config.broadcast_buffer_size));
+        let gate = Arc::new(SettleGate::default());
         let settings = BusSettings {
             buffer_size: config.broadcast_buffer_size,
             dispatch_timeout: config.dispatch_timeout,
@@ -67,6 +73,7 @@ impl EventSystem {
             settings,
             drain.clone(),
             stats.clone(),
+            gate.clone(),
             runtime.handle().clone(),
         ));
 
@@ -74,8 +81,8 @@ impl EventSystem {
             Some(url) => {
                 let (sender, receiver) = mpsc::channel(config.command_buffer_size);
                 let pool = runtime.block_on(async { lazy_pool(url, &config) })?;
-                let publisher =
-                    runtime.block_on(DurablePublisher::new(pool, &config, stats.clone()));
+                let publisher = DurablePublisher::new(pool, &config, stats.clone(), gate.clone());
+                let publisher = runtime.block_on(publisher);
                 (Some(sender), Some(runtime.spawn(publisher.run(receiver))))
             }
             None => (None, None),
@@ -94,6 +101,7 @@ impl EventSystem {
             drain,
             durable_task,
             stats,
+            gate,
             config,
         })
     }
@@ -150,6 +158,7 @@ impl EventSystem {
             router,
             drain,
             stats,
+            gate,
             config,
             ..
         } = self;
@@ -164,10 +173,13 @@ impl EventSystem {
         runtime.shutdown_timeout(Duration::from_millis(100));
         drain.close();
 
-        // Whatever is still counted as queued was lost with the runtime.
-        for path in [&stats.durable, &stats.rust_subscribers] {
-            count_lost(path);
-        }
+        // Whatever is still counted as queued was lost with the runtime; the gate keeps a
+        // straggling task from counting it again.
+        gate.close(|| {
+            for path in [&stats.durable, &stats.rust_subscribers] {
+                count_lost(path);
+            }
+        });
         stats.notify_progress();
         drained
     }
