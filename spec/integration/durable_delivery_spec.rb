@@ -11,7 +11,10 @@ RSpec.describe "durable delivery", :integration do
   let(:database_url) { PrivatePostgres.url }
   let(:connection) { PG.connect(database_url) }
 
-  before { TaskerEvents.start(database_url: database_url, install_pgmq: true) }
+  # Room for a burst of 1,500 events published faster than one write round trip.
+  before do
+    TaskerEvents.start(database_url: database_url, install_pgmq: true, command_buffer_size: 4096)
+  end
   after { connection.close }
 
   def rows
