@@ -14,8 +14,9 @@ class PaymentNotifier < TaskerEvents::BaseSubscriber
 
   def handle(event)
     payload = event[:payload]
-    puts format("  [subscriber] %-20s %-9s amount=%-7s event_id=%s", event[:event_name],
-                event[:delivery_mode], payload[:amount], event[:event_id])
+    puts format("  [subscriber] %<name>-20s %<mode>-9s amount=%<amount>-7s event_id=%<id>s",
+                name: event[:event_name], mode: event[:delivery_mode], amount: payload[:amount],
+                id: event[:event_id])
   end
 end
 
@@ -31,12 +32,12 @@ class EventCounter < TaskerEvents::BaseSubscriber
 end
 
 database_url = ENV.fetch("DATABASE_URL") { abort "DATABASE_URL is not set (bin/demo sets it)" }
-TaskerEvents.start(database_url: database_url, install_pgmq: true)
+TaskerEvents.start(database_url:, install_pgmq: true)
 registry = TaskerEvents::SubscriberRegistry.instance
 registry.register(PaymentNotifier).register(EventCounter).start_all!
 
 task_uuid = SecureRandom.uuid
-step = { namespace: "payments", task_uuid: task_uuid, step_name: "process_payment" }
+step = { namespace: "payments", task_uuid:, step_name: "process_payment" }
 puts "== publishing (task #{task_uuid})"
 TaskerEvents.publish("payment.authorized", { transaction_id: "TXN-1", amount: 99.99 },
                      delivery_mode: :fast, **step)
@@ -50,24 +51,30 @@ TaskerEvents.flush(timeout: 10) or abort "events were not delivered within 10 s"
 
 puts "\n== reading payments_domain_events like an external consumer"
 connection = PG.connect(database_url)
-messages = connection.exec("SELECT msg_id, message FROM pgmq.read('payments_domain_events', 30, 100)")
+# Read with a 30 s visibility timeout, then delete: PGMQ's at-least-once consumption.
+messages = connection.exec(
+  "SELECT msg_id, message FROM pgmq.read('payments_domain_events', 30, 100)"
+)
 messages.each do |row|
   event = JSON.parse(row["message"])
-  puts format("  [pgmq msg %-3s] %-20s %-9s event_id=%s", row["msg_id"], event["event_name"],
-              event["delivery_mode"], event["event_id"])
-  connection.exec_params("SELECT pgmq.delete('payments_domain_events', $1::bigint)", [row["msg_id"]])
+  puts format("  [pgmq msg %<msg_id>-3s] %<name>-20s %<mode>-9s event_id=%<id>s",
+              msg_id: row["msg_id"], name: event["event_name"], mode: event["delivery_mode"],
+              id: event["event_id"])
+  connection.exec_params("SELECT pgmq.delete('payments_domain_events', $1::bigint)",
+                         [row["msg_id"]])
 end
 connection.close
 
 TaskerEvents.shutdown
 stats = TaskerEvents.stats
 puts "\n== summary"
-puts format("  published      durable=%<durable>d fast=%<fast>d broadcast=%<broadcast>d",
+puts format("  published        durable=%<durable>d fast=%<fast>d broadcast=%<broadcast>d",
             stats[:published])
 %i[durable ruby_subscribers rust_subscribers].each do |path|
   counts = stats[path]
   dropped = counts[:dropped].select { |_, n| n.positive? }
-  puts format("  %-14s accepted=%d delivered=%d dropped=%s", path, counts[:accepted],
-              counts[:delivered], dropped.empty? ? "0" : dropped)
+  puts format("  %<path>-16s accepted=%<accepted>d delivered=%<delivered>d dropped=%<dropped>s",
+              path:, accepted: counts[:accepted], delivered: counts[:delivered],
+              dropped: dropped.empty? ? "0" : dropped)
 end
 puts "  in-process events counted by EventCounter: #{registry.subscribers.last.count}"

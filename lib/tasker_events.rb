@@ -41,6 +41,7 @@ module TaskerEvents
         @configuration = configuration
         @drain_thread = DrainThread.new(SubscriberRegistry.instance).start
         SubscriberRegistry.instance.attach_all
+        install_exit_hook
         true
       end
     end
@@ -135,6 +136,14 @@ module TaskerEvents
 
     private
 
+    # Events still queued at exit would otherwise vanish with the process.
+    def install_exit_hook
+      return if @exit_hook_installed
+
+      @exit_hook_installed = true
+      at_exit { shutdown }
+    end
+
     # Whatever the drain thread did not take in time (or could not, having been killed) is
     # counted as dropped, so the counters still add up.
     def join_drain_thread
@@ -143,7 +152,9 @@ module TaskerEvents
       timeout = @configuration.settings[:shutdown_drain_timeout_ms] / 1000.0
       finished = @drain_thread.join(timeout)
       lost = Native.discard_pending
-      logger.warn("tasker_events: #{lost} events for Ruby subscribers dropped at shutdown") if lost.positive?
+      if lost.positive?
+        logger.warn("tasker_events: #{lost} events for Ruby subscribers dropped at shutdown")
+      end
       finished && lost.zero?
     end
 

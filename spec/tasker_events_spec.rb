@@ -31,14 +31,14 @@ RSpec.describe TaskerEvents do
     before { described_class.start }
 
     it "returns the event id" do
-      id = described_class.publish("payment.processed", { amount: 1 }, namespace: namespace,
-                                                                        delivery_mode: :fast)
+      id = described_class.publish("payment.processed", { amount: 1 }, namespace:,
+                                                                       delivery_mode: :fast)
       expect(id).to match(/\A\h{8}-\h{4}-7\h{3}-\h{4}-\h{12}\z/)
     end
 
     it "raises ArgumentError naming an invalid event name" do
       %w[payment Payment.processed payment..processed].each do |name|
-        expect { described_class.publish(name, {}, namespace: namespace) }
+        expect { described_class.publish(name, {}, namespace:) }
           .to raise_error(ArgumentError, /#{Regexp.escape(name.inspect)}/)
       end
     end
@@ -51,30 +51,30 @@ RSpec.describe TaskerEvents do
     end
 
     it "raises ArgumentError naming an invalid delivery mode or UUID" do
-      expect { described_class.publish("a.b", {}, namespace: namespace, delivery_mode: :loud) }
+      expect { described_class.publish("a.b", {}, namespace:, delivery_mode: :loud) }
         .to raise_error(ArgumentError, /"loud"/)
-      expect { described_class.publish("a.b", {}, namespace: namespace, task_uuid: "t-1") }
+      expect { described_class.publish("a.b", {}, namespace:, task_uuid: "t-1") }
         .to raise_error(ArgumentError, /task_uuid: "t-1"/)
     end
 
     it "raises ArgumentError naming where a payload value has no JSON form" do
       payload = { items: [{ price: Float::NAN }] }
-      expect { described_class.publish("a.b", payload, namespace: namespace) }
+      expect { described_class.publish("a.b", payload, namespace:) }
         .to raise_error(TaskerEvents::ValidationError, /payload\.items\[0\]\.price/)
-      expect { described_class.publish("a.b", { x: Object.new }, namespace: namespace) }
+      expect { described_class.publish("a.b", { x: Object.new }, namespace:) }
         .to raise_error(ArgumentError, /payload\.x: a value of class Object/)
     end
 
     it "drops durable events when no database is configured, without raising" do
       dropped = stat_change(:durable, :dropped, :no_database) do
-        expect(described_class.publish("a.b", {}, namespace: namespace)).to be_nil
+        expect(described_class.publish("a.b", {}, namespace:)).to be_nil
       end
       expect(dropped).to eq(1)
     end
 
     it "counts events published per delivery mode" do
       change = stat_change(:published, :fast) do
-        2.times { described_class.publish("a.b", {}, namespace: namespace, delivery_mode: :fast) }
+        2.times { described_class.publish("a.b", {}, namespace:, delivery_mode: :fast) }
       end
       expect(change).to eq(2)
     end
@@ -83,13 +83,13 @@ RSpec.describe TaskerEvents do
   describe ".publish before start" do
     it "returns nil and counts the event as rejected" do
       rejected = stat_change(:rejected, :not_started) do
-        expect(described_class.publish("a.b", {}, namespace: namespace)).to be_nil
+        expect(described_class.publish("a.b", {}, namespace:)).to be_nil
       end
       expect(rejected).to eq(1)
     end
 
     it "still validates its input" do
-      expect { described_class.publish("nodot", {}, namespace: namespace) }
+      expect { described_class.publish("nodot", {}, namespace:) }
         .to raise_error(ArgumentError)
     end
   end
@@ -98,7 +98,9 @@ RSpec.describe TaskerEvents do
     it "returns once every subscriber has handled what was published" do
       described_class.start
       subscriber = recording_subscriber("a.#") { sleep 0.01 }
-      5.times { |i| described_class.publish("a.b", { i: i }, namespace: namespace, delivery_mode: :fast) }
+      5.times do |i|
+        described_class.publish("a.b", { i: }, namespace:, delivery_mode: :fast)
+      end
       expect(described_class.flush(timeout: 5)).to be(true)
       expect(subscriber.received.map { |e| e[:payload][:i] }).to eq([0, 1, 2, 3, 4])
     end
@@ -106,7 +108,7 @@ RSpec.describe TaskerEvents do
     it "returns false when the timeout passes first" do
       described_class.start
       recording_subscriber("a.b") { sleep 0.5 }
-      described_class.publish("a.b", {}, namespace: namespace, delivery_mode: :fast)
+      described_class.publish("a.b", {}, namespace:, delivery_mode: :fast)
       expect(described_class.flush(timeout: 0.05)).to be(false)
     end
 
@@ -118,7 +120,7 @@ RSpec.describe TaskerEvents do
       rescue TaskerEvents::Error => e
         errors << e
       end
-      described_class.publish("a.b", {}, namespace: namespace, delivery_mode: :fast)
+      described_class.publish("a.b", {}, namespace:, delivery_mode: :fast)
       described_class.flush
       expect(errors.first&.message).to include("would wait for its own delivery")
     end
@@ -128,7 +130,7 @@ RSpec.describe TaskerEvents do
     it "delivers what was queued, then stops; a second call is harmless" do
       described_class.start
       subscriber = recording_subscriber("a.b")
-      3.times { described_class.publish("a.b", {}, namespace: namespace, delivery_mode: :fast) }
+      3.times { described_class.publish("a.b", {}, namespace:, delivery_mode: :fast) }
       expect(described_class.shutdown).to be(true)
       expect(subscriber.received.size).to eq(3)
       expect(described_class.shutdown).to be(true)
@@ -138,7 +140,7 @@ RSpec.describe TaskerEvents do
     it "leaves the counters adding up" do
       described_class.start
       recording_subscriber("a.b")
-      10.times { described_class.publish("a.b", {}, namespace: namespace, delivery_mode: :fast) }
+      10.times { described_class.publish("a.b", {}, namespace:, delivery_mode: :fast) }
       described_class.shutdown
       stats = described_class.stats
       %i[durable rust_subscribers ruby_subscribers].each do |path|
@@ -153,7 +155,7 @@ RSpec.describe TaskerEvents do
       subscriber = recording_subscriber("a.b")
       described_class.shutdown
       described_class.start
-      described_class.publish("a.b", {}, namespace: namespace, delivery_mode: :fast)
+      described_class.publish("a.b", {}, namespace:, delivery_mode: :fast)
       described_class.flush
       expect(subscriber.received.size).to eq(1)
     end

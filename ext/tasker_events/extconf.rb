@@ -12,7 +12,7 @@ dlext = RbConfig::CONFIG["DLEXT"]
 profile = ENV.fetch("TASKER_EVENTS_CARGO_PROFILE", "release")
 target_dir = ENV.fetch("CARGO_TARGET_DIR", File.join(root, "target"))
 profile_dir = profile == "dev" ? "debug" : profile
-cargo_lib = RbConfig::CONFIG["host_os"].match?(/darwin/) ? "libtasker_events.dylib" : "libtasker_events.so"
+cargo_lib = "libtasker_events.#{RbConfig::CONFIG["host_os"].match?(/darwin/) ? "dylib" : "so"}"
 built = File.join(target_dir, profile_dir, cargo_lib)
 cargo = ENV.fetch("CARGO", "cargo")
 locked = File.exist?(File.join(root, "Cargo.lock")) ? "--locked" : ""

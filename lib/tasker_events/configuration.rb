@@ -28,8 +28,8 @@ module TaskerEvents
       unknown = settings.keys - DEFAULTS.keys
       unless unknown.empty?
         raise ConfigurationError,
-              "unknown setting #{unknown.map(&:inspect).join(', ')}; " \
-              "known settings: #{DEFAULTS.keys.join(', ')}"
+              "unknown setting #{unknown.map(&:inspect).join(", ")}; " \
+              "known settings: #{DEFAULTS.keys.join(", ")}"
       end
 
       @settings = DEFAULTS.merge(settings).each_with_object({}) do |(key, value), checked|

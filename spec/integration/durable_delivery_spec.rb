@@ -13,12 +13,13 @@ RSpec.describe "durable delivery", :integration do
 
   # Room for a burst of 1,500 events published faster than one write round trip.
   before do
-    TaskerEvents.start(database_url: database_url, install_pgmq: true, command_buffer_size: 4096)
+    TaskerEvents.start(database_url:, install_pgmq: true, command_buffer_size: 4096)
   end
   after { connection.close }
 
   def rows
-    connection.exec("SELECT msg_id, message, headers FROM #{queue_table} ORDER BY msg_id").map do |row|
+    sql = "SELECT msg_id, message, headers FROM #{queue_table} ORDER BY msg_id"
+    connection.exec(sql).map do |row|
       { message: JSON.parse(row["message"]), headers: JSON.parse(row["headers"]) }
     end
   end
@@ -33,8 +34,8 @@ RSpec.describe "durable delivery", :integration do
     correlation_id = SecureRandom.uuid
     id = TaskerEvents.publish(
       "payment.processed", { transaction_id: "TXN-1", amount: 99.99 },
-      namespace: namespace, task_uuid: task_uuid, step_name: "process_payment",
-      correlation_id: correlation_id, metadata: { region: "eu" },
+      namespace:, task_uuid:, step_name: "process_payment",
+      correlation_id:, metadata: { region: "eu" },
       execution_result: { success: true }
     )
     expect(TaskerEvents.flush(timeout: 10)).to be(true)
@@ -60,7 +61,7 @@ RSpec.describe "durable delivery", :integration do
 
   it "leaves PGMQ untouched for fast events" do
     subscriber = recording_subscriber("payment.*")
-    TaskerEvents.publish("payment.processed", {}, namespace: namespace, delivery_mode: :fast)
+    TaskerEvents.publish("payment.processed", {}, namespace:, delivery_mode: :fast)
     TaskerEvents.flush(timeout: 10)
     expect(subscriber.received.size).to eq(1)
     expect(queue_exists?).to be(false)
@@ -68,8 +69,8 @@ RSpec.describe "durable delivery", :integration do
 
   it "delivers a broadcast event to both paths with one event id" do
     subscriber = recording_subscriber("payment.*")
-    id = TaskerEvents.publish("payment.processed", { amount: 1 }, namespace: namespace,
-                                                                   delivery_mode: :broadcast)
+    id = TaskerEvents.publish("payment.processed", { amount: 1 }, namespace:,
+                                                                  delivery_mode: :broadcast)
     TaskerEvents.flush(timeout: 10)
     expect(subscriber.received.map { |e| e[:event_id] }).to eq([id])
     expect(rows.map { |r| r[:message]["event_id"] }).to eq([id])
@@ -78,7 +79,7 @@ RSpec.describe "durable delivery", :integration do
 
   it "writes many events in publish order" do
     ids = Array.new(1500) do |i|
-      TaskerEvents.publish("order.placed", { seq: i }, namespace: namespace)
+      TaskerEvents.publish("order.placed", { seq: i }, namespace:)
     end
     expect(TaskerEvents.flush(timeout: 30)).to be(true)
     expect(rows.map { |r| r[:message]["event_id"] }).to eq(ids)
@@ -92,7 +93,7 @@ RSpec.describe "durable delivery with PostgreSQL unreachable", :integration do
     TaskerEvents.start(database_url: "postgres://postgres@127.0.0.1:1/none",
                        connect_timeout_ms: 3000, logger: Logger.new(File::NULL))
     started = Process.clock_gettime(Process::CLOCK_MONOTONIC)
-    id = TaskerEvents.publish("payment.processed", {}, namespace: namespace)
+    id = TaskerEvents.publish("payment.processed", {}, namespace:)
     elapsed = Process.clock_gettime(Process::CLOCK_MONOTONIC) - started
 
     dropped = stat_change(:durable, :dropped, :database_error) { TaskerEvents.flush(timeout: 10) }

@@ -19,7 +19,7 @@ module EventHelpers
   def recording_subscriber(*patterns, &handler)
     klass = Class.new(TaskerEvents::BaseSubscriber) do
       subscribes_to(*patterns)
-      define_method(:received) { @received_events ||= [] }
+      define_method(:received) { @received ||= [] }
       define_method(:handle) do |event|
         received << event
         handler&.call(event)

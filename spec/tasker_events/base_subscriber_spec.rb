@@ -8,7 +8,7 @@ RSpec.describe TaskerEvents::BaseSubscriber do
   before { TaskerEvents.start(logger: Logger.new(File::NULL)) }
 
   def publish_fast(name, payload = {}, **options)
-    TaskerEvents.publish(name, payload, namespace: namespace, delivery_mode: :fast, **options)
+    TaskerEvents.publish(name, payload, namespace:, delivery_mode: :fast, **options)
   end
 
   describe ".subscribes_to" do
@@ -30,7 +30,7 @@ RSpec.describe TaskerEvents::BaseSubscriber do
       subscriber = recording_subscriber("payment.processed")
       task_uuid = "0199c3e0-ccdb-7581-87ab-3f67daeaa4a5"
       id = publish_fast("payment.processed", { "card" => { "last4" => "4242" }, amount: 99.99 },
-                        task_uuid: task_uuid, step_name: "process_payment",
+                        task_uuid:, step_name: "process_payment",
                         metadata: { region: "eu" }, execution_result: { success: true })
       TaskerEvents.flush
 
@@ -41,8 +41,8 @@ RSpec.describe TaskerEvents::BaseSubscriber do
       expect(event).to include(event_id: id, event_name: "payment.processed",
                                event_version: "1.0", delivery_mode: "fast")
       expect(event[:payload]).to eq(card: { last4: "4242" }, amount: 99.99)
-      expect(event[:metadata]).to include(task_uuid: task_uuid, correlation_id: task_uuid,
-                                          step_name: "process_payment", namespace: namespace,
+      expect(event[:metadata]).to include(task_uuid:, correlation_id: task_uuid,
+                                          step_name: "process_payment", namespace:,
                                           fired_by: "default", region: "eu")
       expect(event[:execution_result]).to eq(success: true)
       expect(event).to be_frozen

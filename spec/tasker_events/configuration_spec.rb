@@ -17,7 +17,8 @@ RSpec.describe TaskerEvents::Configuration do
 
   it "names a value of the wrong kind" do
     expect { described_class.new(pool_size: 0) }
-      .to raise_error(TaskerEvents::ConfigurationError, /pool_size must be a positive Integer, got 0/)
+      .to raise_error(TaskerEvents::ConfigurationError,
+                      /pool_size must be a positive Integer, got 0/)
     expect { described_class.new(install_pgmq: "yes") }
       .to raise_error(TaskerEvents::ConfigurationError, /install_pgmq must be true or false/)
     expect { described_class.new(database_url: 5) }

@@ -21,7 +21,7 @@ RSpec.describe TaskerEvents::DrainThread do
 
   it "wakes for an event without polling" do
     subscriber = recording_subscriber("a.b")
-    TaskerEvents.publish("a.b", {}, namespace: namespace, delivery_mode: :fast)
+    TaskerEvents.publish("a.b", {}, namespace:, delivery_mode: :fast)
     deadline = Time.now + 5
     sleep 0.001 while subscriber.received.empty? && Time.now < deadline
     expect(subscriber.received.size).to eq(1)
@@ -39,7 +39,7 @@ RSpec.describe TaskerEvents::DrainThread do
       started << true
       sleep
     end
-    3.times { TaskerEvents.publish("a.b", {}, namespace: namespace, delivery_mode: :fast) }
+    3.times { TaskerEvents.publish("a.b", {}, namespace:, delivery_mode: :fast) }
     started.pop
     lost = stat_change(:ruby_subscribers, :dropped, :drain_thread_stopped) do
       thread = drain_thread

@@ -17,7 +17,11 @@ RSpec.describe "TaskerEvents.install_pgmq", :integration do
   end
 
   it "raises DatabaseError without the password when PostgreSQL is unreachable" do
-    expect { TaskerEvents.install_pgmq("postgres://u:hunter2@127.0.0.1:1/x", connect_timeout_ms: 300) }
-      .to raise_error(TaskerEvents::DatabaseError) { |e| expect(e.message).not_to include("hunter2") }
+    expect do
+      TaskerEvents.install_pgmq("postgres://u:hunter2@127.0.0.1:1/x", connect_timeout_ms: 300)
+    end
+      .to raise_error(TaskerEvents::DatabaseError) { |e|
+            expect(e.message).not_to include("hunter2")
+          }
   end
 end

@@ -16,7 +16,7 @@ RSpec.describe TaskerEvents::SubscriberRegistry do
   end
 
   def publish_fast(name)
-    TaskerEvents.publish(name, {}, namespace: namespace, delivery_mode: :fast)
+    TaskerEvents.publish(name, {}, namespace:, delivery_mode: :fast)
   end
 
   def received_by(klass)
