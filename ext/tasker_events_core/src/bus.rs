@@ -27,6 +27,7 @@ use tracing::warn;
 use crate::drain::{Delivery, DrainQueue};
 use crate::error::ValidationError;
 use crate::event::DomainEvent;
+use crate::log;
 use crate::pattern::Pattern;
 use crate::stats::{DropReason, SettleGate, Stats, SubscriberKind};
 
@@ -181,23 +182,15 @@ impl InProcessEventBus {
     }
 
     fn dropped(&self, event: &DomainEvent, kind: SubscriberKind, subscriber: &str) {
-        let path = match kind {
-            SubscriberKind::Rust => &self.stats.rust_subscribers,
-            SubscriberKind::Ruby => &self.stats.ruby_subscribers,
+        let (counters, path) = match kind {
+            SubscriberKind::Rust => (&self.stats.rust_subscribers, "rust_subscribers"),
+            SubscriberKind::Ruby => (&self.stats.ruby_subscribers, "ruby_subscribers"),
         };
-        path.drop_events(DropReason::ChannelFull, 1);
+        counters.drop_events(DropReason::ChannelFull, 1);
         self.stats.notify_progress();
         if self.settings.log_dropped_events {
-            warn!(
-                event_id = %event.event_id,
-                event_name = %event.event_name,
-                namespace = %event.metadata.namespace,
-                correlation_id = %event.metadata.correlation_id,
-                subscriber_kind = kind.as_str(),
-                subscriber,
-                reason = DropReason::ChannelFull.as_str(),
-                "domain event dropped: subscriber channel full"
-            );
+            let detail = format!("channel of {subscriber} is full");
+            log::event_dropped(event, path, DropReason::ChannelFull, &detail);
         }
     }
 

@@ -24,6 +24,7 @@ use tracing::{debug, warn};
 use crate::config::{redact_url, Config};
 use crate::error::DatabaseError;
 use crate::event::DomainEvent;
+use crate::log;
 use crate::names::queue_name;
 use crate::stats::{DropReason, SettleGate, Stats};
 
@@ -168,18 +169,9 @@ impl DurablePublisher {
         if !counted || !self.log_dropped_events {
             return;
         }
-        let queue_name = queue_name(namespace);
+        let detail = format!("write to {} failed: {error}", queue_name(namespace));
         for event in events {
-            warn!(
-                event_id = %event.event_id,
-                event_name = %event.event_name,
-                namespace,
-                correlation_id = %event.metadata.correlation_id,
-                queue_name,
-                reason = reason.as_str(),
-                %error,
-                "domain event dropped: PGMQ write failed"
-            );
+            log::event_dropped(event, "durable", reason, &detail);
         }
     }
 }

@@ -16,6 +16,7 @@ pub mod drain;
 pub mod durable;
 pub mod error;
 pub mod event;
+mod log;
 pub mod names;
 pub mod pattern;
 pub mod router;

@@ -9,10 +9,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use tokio::sync::mpsc::{self, error::TrySendError};
-use tracing::{debug, warn};
+use tracing::debug;
 
 use crate::bus::InProcessEventBus;
 use crate::event::DomainEvent;
+use crate::log;
 use crate::stats::{DropReason, Stats};
 
 /// Routes events by delivery mode to PGMQ, the in-process bus, or both.
@@ -99,13 +100,11 @@ impl EventRouter {
         self.stats.durable.drop_events(reason, 1);
         self.stats.notify_progress();
         if self.log_dropped_events {
-            warn!(
-                event_id = %event.event_id,
-                event_name = %event.event_name,
-                namespace = %event.metadata.namespace,
-                correlation_id = %event.metadata.correlation_id,
-                reason = reason.as_str(),
-                "durable domain event dropped"
+            log::event_dropped(
+                event,
+                "durable",
+                reason,
+                "not accepted by the durable publisher",
             );
         }
     }
