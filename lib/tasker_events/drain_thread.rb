@@ -43,9 +43,17 @@ module TaskerEvents
 
     private
 
+    # Subscriber errors never get here (BaseSubscriber#dispatch handles them); anything else,
+    # such as an exception sent with Thread#raise, is logged and the thread carries on, since
+    # without it no Ruby subscriber would be called again. Thread#kill still ends it.
     def run
-      while (batch = Native.next_batch(BATCH_SIZE, nil))
+      loop do
+        batch = Native.next_batch(BATCH_SIZE, nil)
+        break if batch.nil?
+
         deliver(batch) unless batch.empty?
+      rescue StandardError => e
+        TaskerEvents.logger.error("tasker_events: drain thread caught #{e.class}: #{e.message}")
       end
     end
 

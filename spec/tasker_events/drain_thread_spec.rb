@@ -33,6 +33,21 @@ RSpec.describe TaskerEvents::DrainThread do
     expect(thread.join(2)).not_to be_nil
   end
 
+  it "survives an exception raised into it and keeps delivering" do
+    TaskerEvents.logger = Logger.new(log = StringIO.new)
+    subscriber = recording_subscriber("a.b")
+    # One delivery first, so the thread is surely inside its loop when the exception lands.
+    TaskerEvents.publish("a.b", {}, namespace:, delivery_mode: :fast)
+    TaskerEvents.flush(timeout: 5)
+    drain_thread.raise(RuntimeError, "stray")
+    TaskerEvents.publish("a.b", {}, namespace:, delivery_mode: :fast)
+    expect(TaskerEvents.flush(timeout: 5)).to be(true)
+    expect(subscriber.received.size).to eq(2)
+    expect(log.string).to include("drain thread caught RuntimeError: stray")
+  ensure
+    TaskerEvents.logger = nil
+  end
+
   it "accounts for events it took when killed mid-batch" do
     started = Queue.new
     recording_subscriber("a.b") do
