@@ -10,7 +10,15 @@ require_relative "tasker_events/tasker_events"
 require_relative "tasker_events/configuration"
 require_relative "tasker_events/base_subscriber"
 require_relative "tasker_events/subscriber_registry"
+require_relative "tasker_events/subscriber_timeout"
+require_relative "tasker_events/watchdog"
+require_relative "tasker_events/base_publisher"
+require_relative "tasker_events/publisher_registry"
+require_relative "tasker_events/publisher_runner"
+require_relative "tasker_events/step_context"
+require_relative "tasker_events/task_template"
 require_relative "tasker_events/drain_thread"
+require_relative "tasker_events/event_system"
 
 # Domain events for workflow workers: publish business events from step handlers and have a
 # Rust core deliver them to PGMQ (durable), to in-process subscribers (fast), or both
@@ -18,32 +26,32 @@ require_relative "tasker_events/drain_thread"
 module TaskerEvents
   DELIVERY_MODES = %i[durable fast broadcast].freeze
 
-  @mutex = Mutex.new
-  @drain_thread = nil
   @logger = nil
-  @configuration = Configuration.new
 
   class << self
-    # Starts the event system: the Rust runtime, the durable publisher and the drain thread.
-    # Idempotent: a second call while running changes nothing and returns false.
+    # Starts the event system: the Rust runtime, the durable publisher, the step-completion
+    # dispatcher and the drain thread. Idempotent: a second call while running changes nothing
+    # and returns false.
     #
     # @param logger [Logger, nil] where the gem's Ruby side logs (default: $stderr at WARN)
+    # @param templates [Array<String>] paths or globs of YAML task templates
+    # @param config [String, nil] a directory with base/worker.toml and
+    #   environments/<environment>/worker.toml; keyword settings override it
+    # @param environment [String] which overlay of `config` to read (default: TASKER_ENV or
+    #   "development")
+    # @param strict_publishers [Boolean] raise when a template names an unregistered publisher
+    #   (otherwise warn and use the default publisher)
     # @param settings [Hash] see {Configuration::DEFAULTS}; `database_url` is needed only once
     #   a durable or broadcast event is published
     # @return [Boolean] true when this call started the system
-    # @raise [ConfigurationError] for an unknown or invalid setting
-    def start(logger: nil, **settings)
-      configuration = Configuration.new(**settings)
-      @mutex.synchronize do
-        self.logger = logger if logger
-        return false unless Native.start(configuration.to_native)
-
-        @configuration = configuration
-        @drain_thread = DrainThread.new(SubscriberRegistry.instance).start
-        SubscriberRegistry.instance.attach_all
-        install_exit_hook
-        true
-      end
+    # @raise [ConfigError] for an unknown or invalid setting
+    # @raise [TemplateError] for a malformed template
+    # @raise [UnknownPublisherError] with `strict_publishers: true`
+    def start(logger: nil, templates: [], config: nil, environment: nil,
+              strict_publishers: false, **settings)
+      self.logger = logger if logger
+      event_system.start(templates:, config:, environment:,
+                         strict_publishers:, settings:)
     end
 
     # @return [Boolean]
@@ -85,7 +93,7 @@ module TaskerEvents
     # @return [Boolean] false when the timeout passed first
     # @raise [Error] when called from a subscriber, which would wait for itself
     def flush(timeout: 5)
-      if @drain_thread&.current?
+      if event_system.drain_thread_current?
         raise Error, "flush was called from a subscriber; it would wait for its own delivery"
       end
 
@@ -100,16 +108,32 @@ module TaskerEvents
       Native.stats
     end
 
-    # Stops accepting events, lets every path finish within `shutdown_drain_timeout_ms`, and
-    # stops the runtime and the drain thread. Safe to call twice.
-    # @return [Boolean] whether everything queued was delivered in time
+    # Publishes the events that the step's task template declares for this outcome. Only
+    # enqueues: conditions, publishers (on the drain thread), schemas and routing happen
+    # elsewhere, and never affect the step.
+    #
+    # @param step_context [StepContext, Hash] which step of which task completed
+    # @param step_result [Hash] `success`, `retryable`, `result` (the default payload),
+    #   `metadata`
+    # @return [Boolean] true when accepted (even if no event matches), false when dropped
+    #   (system not started, unknown template, channel full: counted and logged)
+    # @raise [ValidationError] for a malformed context or a step_result without a JSON form
+    def dispatch_step_events(step_context, step_result)
+      context = step_context.is_a?(StepContext) ? step_context : StepContext.new(**step_context)
+      Native.dispatch(
+        context.task_uuid, context.step_uuid, context.step_name, context.namespace,
+        context.task_name, context.task_version, context.correlation_id, context.attempt,
+        step_result
+      )
+    end
+
+    # Stops accepting events and delivers what is queued until `shutdown_drain_timeout_ms`,
+    # then stops the runtime and the drain thread; what is still queued then is counted as
+    # dropped. Safe to call twice.
+    # @return [Hash{Symbol => Integer}] `drained` and `dropped` (events and step completions)
+    #   and `duration_ms`
     def shutdown
-      @mutex.synchronize do
-        drained = Native.shutdown
-        drained &= join_drain_thread
-        @drain_thread = nil
-        drained
-      end
+      event_system.shutdown
     end
 
     # Installs PGMQ into the database as plain SQL when it is missing (never
@@ -131,31 +155,13 @@ module TaskerEvents
 
     # @api private
     def log_subscriber_errors?
-      @configuration.settings[:log_subscriber_errors]
+      event_system.configuration.settings[:log_subscriber_errors]
     end
 
     private
 
-    # Events still queued at exit would otherwise vanish with the process.
-    def install_exit_hook
-      return if @exit_hook_installed
-
-      @exit_hook_installed = true
-      at_exit { shutdown }
-    end
-
-    # Whatever the drain thread did not take in time (or could not, having been killed) is
-    # counted as dropped, so the counters still add up.
-    def join_drain_thread
-      return true unless @drain_thread
-
-      timeout = @configuration.settings[:shutdown_drain_timeout_ms] / 1000.0
-      finished = @drain_thread.join(timeout)
-      lost = Native.discard_pending
-      if lost.positive?
-        logger.warn("tasker_events: #{lost} events for Ruby subscribers dropped at shutdown")
-      end
-      finished && lost.zero?
+    def event_system
+      @event_system ||= EventSystem.new
     end
 
     def string(name, value)

@@ -84,7 +84,11 @@ module TaskerEvents
 
     # @return [Hash{Symbol => Integer}] events received and errors raised by this instance
     def stats
-      { received: @tasker_events_received || 0, errors: @tasker_events_errors || 0 }
+      {
+        received: @tasker_events_received || 0,
+        errors: @tasker_events_errors || 0,
+        timeouts: @tasker_events_timeouts || 0
+      }
     end
 
     # Runs the hooks for one event. Called by the drain thread.
@@ -101,6 +105,18 @@ module TaskerEvents
       @tasker_events_errors = (@tasker_events_errors || 0) + 1
       report_error(event, e)
       false
+    end
+
+    # Logs that this subscriber was abandoned for an event after `dispatch_timeout_ms`.
+    # @api private
+    def report_timeout(event, error)
+      @tasker_events_timeouts = (@tasker_events_timeouts || 0) + 1
+      return unless TaskerEvents.log_subscriber_errors?
+
+      TaskerEvents.logger.warn(
+        "tasker_events: subscriber #{self.class} abandoned: #{error.message} " \
+        "event_id=#{event[:event_id]} event_name=#{event[:event_name]}"
+      )
     end
 
     # @api private

@@ -15,19 +15,35 @@ module TaskerEvents
       log_dropped_events: true,
       durable_batch_size: 500,
       pool_size: 2,
-      connect_timeout_ms: 2000
+      connect_timeout_ms: 2000,
+      ffi_integration_enabled: true,
+      deduplication_cache_size: 10_000
     }.freeze
 
-    BOOLEANS = %i[install_pgmq log_subscriber_errors log_dropped_events].freeze
+    BOOLEANS = %i[install_pgmq log_subscriber_errors log_dropped_events
+                  ffi_integration_enabled].freeze
+
+    # Settings for which 0 is meaningful (it turns the feature off).
+    ZERO_ALLOWED = %i[deduplication_cache_size].freeze
 
     attr_reader :settings
 
+    # Reads `<dir>/base/worker.toml` overlaid with `<dir>/environments/<environment>/worker.toml`
+    # (the sections and keys of tasker-core's worker configuration), then `overrides`.
+    # @param dir [String]
+    # @param environment [String]
+    # @return [Configuration]
+    # @raise [ConfigError] naming the file, the key and the allowed range
+    def self.load(dir, environment, **overrides)
+      new(**Native.load_worker_config(dir.to_s, environment.to_s), **overrides)
+    end
+
     # @param settings [Hash{Symbol => Object}] any of {DEFAULTS}' keys
-    # @raise [ConfigurationError] naming an unknown setting or a value of the wrong kind
+    # @raise [ConfigError] naming an unknown setting or a value of the wrong kind
     def initialize(**settings)
       unknown = settings.keys - DEFAULTS.keys
       unless unknown.empty?
-        raise ConfigurationError,
+        raise ConfigError,
               "unknown setting #{unknown.map(&:inspect).join(", ")}; " \
               "known settings: #{DEFAULTS.keys.join(", ")}"
       end
@@ -48,22 +64,23 @@ module TaskerEvents
       return check_url(value) if key == :database_url
       return check_boolean(key, value) if BOOLEANS.include?(key)
 
-      return value if value.is_a?(Integer) && value.positive?
+      minimum = ZERO_ALLOWED.include?(key) ? 0 : 1
+      return value if value.is_a?(Integer) && value >= minimum
 
-      raise ConfigurationError, "#{key} must be a positive Integer, got #{value.inspect}"
+      raise ConfigError, "#{key} must be an Integer of at least #{minimum}, got #{value.inspect}"
     end
 
     def check_boolean(key, value)
       return value if [true, false].include?(value)
 
-      raise ConfigurationError, "#{key} must be true or false, got #{value.inspect}"
+      raise ConfigError, "#{key} must be true or false, got #{value.inspect}"
     end
 
     def check_url(value)
       return nil if value.nil? || value == ""
       return value if value.is_a?(String)
 
-      raise ConfigurationError, "database_url must be a String, got a #{value.class}"
+      raise ConfigError, "database_url must be a String, got a #{value.class}"
     end
   end
 end

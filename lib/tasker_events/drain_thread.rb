@@ -1,16 +1,24 @@
 # frozen_string_literal: true
 
 module TaskerEvents
-  # The Ruby thread that calls subscribers. It waits inside the Rust core without the GVL, so
-  # other threads run freely while no event is pending, and it wakes as soon as one is: there is
-  # no polling interval. `Thread#kill`, `Thread#raise` and shutdown end the wait at once.
+  # The Ruby thread that calls subscribers and publishers. It waits inside the Rust core
+  # without the GVL, so other threads run freely while nothing is pending, and it wakes as soon
+  # as something is: there is no polling interval. `Thread#kill`, `Thread#raise` and shutdown
+  # end the wait at once.
+  #
+  # A subscriber that runs past `dispatch_timeout_ms` is abandoned for that event (logged and
+  # counted as a timeout) so that the others are not held up.
   class DrainThread
-    # Most events taken from the core per wake-up.
+    # Most items taken from the core per wake-up.
     BATCH_SIZE = 256
 
     # @param registry [SubscriberRegistry]
-    def initialize(registry)
+    # @param publishers [PublisherRunner]
+    # @param dispatch_timeout [Float] seconds a subscriber may take for one event
+    def initialize(registry, publishers, dispatch_timeout:)
       @registry = registry
+      @publishers = publishers
+      @dispatch_timeout = dispatch_timeout
       @thread = nil
     end
 
@@ -19,6 +27,7 @@ module TaskerEvents
       @thread = Thread.new { run }
       @thread.name = "tasker_events-drain"
       @thread.report_on_exception = false
+      @watchdog = Watchdog.new(@thread, @dispatch_timeout)
       self
     end
 
@@ -38,14 +47,16 @@ module TaskerEvents
     def join(timeout)
       return true if @thread.nil? || current?
 
-      !@thread.join(timeout).nil?
+      finished = !@thread.join(timeout).nil?
+      @watchdog&.stop
+      finished
     end
 
     private
 
-    # Subscriber errors never get here (BaseSubscriber#dispatch handles them); anything else,
-    # such as an exception sent with Thread#raise, is logged and the thread carries on, since
-    # without it no Ruby subscriber would be called again. Thread#kill still ends it.
+    # Subscriber and publisher errors never get here (their runners handle them); anything
+    # else, such as an exception sent with Thread#raise, is logged and the thread carries on,
+    # since without it no Ruby subscriber would be called again. Thread#kill still ends it.
     def run
       loop do
         batch = Native.next_batch(BATCH_SIZE, nil)
@@ -58,16 +69,44 @@ module TaskerEvents
     end
 
     # Acknowledges in an ensure block so that a thread killed mid-batch still accounts for
-    # every event it took.
+    # every item it took.
     def deliver(batch)
-      handed = 0
-      errors = 0
-      batch.each do |event, subscriber_ids|
-        errors += @registry.dispatch(event, subscriber_ids)
-        handed += 1
+      counts = { events: 0, errors: 0, timeouts: 0, jobs: 0 }
+      batch.each do |item|
+        if item.is_a?(Native::PublishJob)
+          @publishers.run(item)
+          counts[:jobs] += 1
+        else
+          call_subscribers(*item, counts)
+          counts[:events] += 1
+        end
       end
     ensure
-      Native.ack(handed, errors, batch.size - handed)
+      acknowledge(batch, counts)
+    end
+
+    def acknowledge(batch, counts)
+      jobs_taken = batch.count { |item| item.is_a?(Native::PublishJob) }
+      events_taken = batch.size - jobs_taken
+      Native.ack(counts[:events], counts[:errors], counts[:timeouts],
+                 events_taken - counts[:events])
+      Native.ack_jobs(counts[:jobs], jobs_taken - counts[:jobs])
+    end
+
+    def call_subscribers(event, subscriber_ids, counts)
+      subscriber_ids.each do |id|
+        subscriber = @registry.subscriber(id)
+        next unless subscriber
+
+        counts[:errors] += 1 unless guarded_dispatch(subscriber, event)
+      rescue SubscriberTimeout => e
+        counts[:timeouts] += 1
+        subscriber.report_timeout(event, e)
+      end
+    end
+
+    def guarded_dispatch(subscriber, event)
+      @watchdog.guard(subscriber.class.name || "subscriber") { subscriber.dispatch(event) }
     end
   end
 end

@@ -5,9 +5,16 @@ module TaskerEvents
   # delivery problem: those are counted in {TaskerEvents.stats} and logged.
   class Error < StandardError; end
 
-  # A setting given to {TaskerEvents.start} is unknown or out of range, or the database URL
-  # cannot be parsed (its password is never part of the message).
-  class ConfigurationError < Error; end
+  # A setting given to {TaskerEvents.start} or read from a worker.toml is unknown or out of
+  # range, or the database URL cannot be parsed (its password is never part of the message).
+  class ConfigError < Error; end
+
+  # A task template is malformed; the message names the file, the step, the event, what is
+  # wrong, and the YAML line when the parser gives one.
+  class TemplateError < Error; end
+
+  # A template names a publisher that is not registered, with `strict_publishers: true`.
+  class UnknownPublisherError < ConfigError; end
 
   # PostgreSQL refused or could not be reached for an operation that reports back, such as
   # {TaskerEvents.install_pgmq}.

@@ -133,15 +133,10 @@ module TaskerEvents
       @active.each { |id, subscriber| Native.subscribe(id, subscriber.patterns) }
     end
 
-    # Calls the subscribers with the given ids. Runs on the drain thread.
-    # @return [Integer] how many of the calls raised
+    # The active subscriber with this id, for the drain thread.
     # @api private
-    def dispatch(event, subscriber_ids)
-      active = @active
-      subscriber_ids.count do |id|
-        subscriber = active[id]
-        subscriber && !subscriber.dispatch(event)
-      end
+    def subscriber(id)
+      @active[id]
     end
 
     private

@@ -85,7 +85,7 @@ RSpec.describe TaskerEvents::BaseSubscriber do
       expect(change).to eq(2)
       expect(errors.map(&:message)).to eq(%w[boom boom])
       expect(healthy.received.size).to eq(2)
-      expect(failing.stats).to eq(received: 2, errors: 2)
+      expect(failing.stats).to eq(received: 2, errors: 2, timeouts: 0)
     end
 
     it "logs the error with the event's identifiers" do

@@ -12,17 +12,17 @@ RSpec.describe TaskerEvents::Configuration do
 
   it "names an unknown setting and lists the known ones" do
     expect { described_class.new(buffer: 1) }
-      .to raise_error(TaskerEvents::ConfigurationError, /unknown setting :buffer; known settings:/)
+      .to raise_error(TaskerEvents::ConfigError, /unknown setting :buffer; known settings:/)
   end
 
   it "names a value of the wrong kind" do
     expect { described_class.new(pool_size: 0) }
-      .to raise_error(TaskerEvents::ConfigurationError,
-                      /pool_size must be a positive Integer, got 0/)
+      .to raise_error(TaskerEvents::ConfigError,
+                      /pool_size must be an Integer of at least 1, got 0/)
     expect { described_class.new(install_pgmq: "yes") }
-      .to raise_error(TaskerEvents::ConfigurationError, /install_pgmq must be true or false/)
+      .to raise_error(TaskerEvents::ConfigError, /install_pgmq must be true or false/)
     expect { described_class.new(database_url: 5) }
-      .to raise_error(TaskerEvents::ConfigurationError, /database_url must be a String/)
+      .to raise_error(TaskerEvents::ConfigError, /database_url must be a String/)
   end
 
   it "hands the native side string keys" do

@@ -24,14 +24,14 @@ pub fn validation(ruby: &Ruby, err: ValidationError) -> Error {
 
 pub fn database(ruby: &Ruby, err: DatabaseError) -> Error {
     match err {
-        DatabaseError::Url { .. } => error(ruby, "ConfigurationError", err.to_string()),
+        DatabaseError::Url { .. } => error(ruby, "ConfigError", err.to_string()),
         other => error(ruby, "DatabaseError", other.to_string()),
     }
 }
 
 pub fn start(ruby: &Ruby, err: StartError) -> Error {
     match err {
-        StartError::Config(e) => error(ruby, "ConfigurationError", e.to_string()),
+        StartError::Config(e) => error(ruby, "ConfigError", e.to_string()),
         StartError::Database(e) => database(ruby, e),
         StartError::Runtime(e) => error(ruby, "Error", e.to_string()),
     }

@@ -24,7 +24,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::warn;
 
-use crate::drain::{Delivery, DrainQueue};
+use crate::drain::{Delivery, DrainItem, DrainQueue};
 use crate::error::ValidationError;
 use crate::event::DomainEvent;
 use crate::log;
@@ -48,6 +48,8 @@ pub struct SubscriptionId(u64);
 #[derive(Debug, Clone)]
 pub struct BusSettings {
     pub buffer_size: usize,
+    /// When false, nothing goes to the drain queue: only Rust subscribers receive events.
+    pub ffi_integration_enabled: bool,
     pub dispatch_timeout: Duration,
     pub log_subscriber_errors: bool,
     pub log_dropped_events: bool,
@@ -164,6 +166,9 @@ impl InProcessEventBus {
             }
         }
 
+        if !self.settings.ffi_integration_enabled {
+            return;
+        }
         let subscriber_ids: Vec<u64> = read(&self.ruby)
             .iter()
             .filter(|s| s.patterns.iter().any(|p| p.matches(&event.event_name)))
@@ -175,7 +180,7 @@ impl InProcessEventBus {
                 event: event.clone(),
                 subscriber_ids,
             };
-            if self.drain.try_push(delivery).is_err() {
+            if self.drain.try_push(DrainItem::Delivery(delivery)).is_err() {
                 self.dropped(event, SubscriberKind::Ruby, "drain thread");
             }
         }

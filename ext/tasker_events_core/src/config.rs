@@ -29,6 +29,12 @@ pub struct Config {
     pub durable_batch_size: usize,
     /// Connections the durable publisher may hold.
     pub pool_size: u32,
+    /// Hand events to the host language's drain thread (Ruby subscribers and publishers).
+    /// When false, only Rust subscribers receive in-process events.
+    pub ffi_integration_enabled: bool,
+    /// How many recent (step_uuid, attempt, event name) keys are remembered, so that a step
+    /// completion dispatched twice publishes once; 0 turns this off.
+    pub deduplication_cache_size: usize,
     /// Longest wait for a PostgreSQL connection before a write counts as failed.
     pub connect_timeout: Duration,
 }
@@ -46,6 +52,8 @@ impl Default for Config {
             log_dropped_events: true,
             durable_batch_size: 500,
             pool_size: 2,
+            ffi_integration_enabled: true,
+            deduplication_cache_size: 10_000,
             connect_timeout: Duration::from_secs(2),
         }
     }
@@ -91,6 +99,8 @@ impl std::fmt::Debug for Config {
             .field("log_dropped_events", &self.log_dropped_events)
             .field("durable_batch_size", &self.durable_batch_size)
             .field("pool_size", &self.pool_size)
+            .field("ffi_integration_enabled", &self.ffi_integration_enabled)
+            .field("deduplication_cache_size", &self.deduplication_cache_size)
             .field("connect_timeout", &self.connect_timeout)
             .finish()
     }

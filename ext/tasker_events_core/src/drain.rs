@@ -1,5 +1,5 @@
-//! The hand-off from the bus to the drain thread: the one thread of the host language that
-//! calls its subscribers.
+//! The hand-off to the drain thread: the one thread of the host language that calls its
+//! subscribers (with events from the bus) and its publishers (with jobs from dispatch).
 //!
 //! The queue is bounded: when it is full, `try_push` hands the delivery back and the bus counts
 //! it as dropped, so a slow subscriber costs events, never memory or the publisher's time. The
@@ -12,6 +12,7 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
+use crate::dispatch::PublishJob;
 use crate::event::DomainEvent;
 
 /// One event and the ids of the host-language subscribers whose patterns match it.
@@ -21,11 +22,19 @@ pub struct Delivery {
     pub subscriber_ids: Vec<u64>,
 }
 
+/// Work for the drain thread.
+#[derive(Debug, Clone)]
+pub enum DrainItem {
+    /// Call these subscribers with this event.
+    Delivery(Delivery),
+    /// Run the publishers of a completed step's declared events.
+    Publish(Arc<PublishJob>),
+}
 /// What a wait on the queue ended with.
 #[derive(Debug)]
 pub enum Wait {
-    /// One or more deliveries, oldest first.
-    Batch(Vec<Delivery>),
+    /// One or more items, oldest first.
+    Batch(Vec<DrainItem>),
     /// Nothing arrived before the timeout.
     TimedOut,
     /// [`DrainQueue::interrupt`] was called.
@@ -36,7 +45,7 @@ pub enum Wait {
 
 #[derive(Debug, Default)]
 struct State {
-    items: VecDeque<Delivery>,
+    items: VecDeque<DrainItem>,
     closed: bool,
     interrupted: bool,
 }
@@ -64,13 +73,13 @@ impl DrainQueue {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Enqueues without blocking; hands the delivery back when the queue is full or closed.
-    pub fn try_push(&self, delivery: Delivery) -> Result<(), Delivery> {
+    /// Enqueues without blocking; hands the item back when the queue is full or closed.
+    pub fn try_push(&self, item: DrainItem) -> Result<(), DrainItem> {
         let mut state = self.lock();
         if state.closed || state.items.len() >= self.capacity {
-            return Err(delivery);
+            return Err(item);
         }
-        state.items.push_back(delivery);
+        state.items.push_back(item);
         drop(state);
         self.ready.notify_one();
         Ok(())
@@ -128,7 +137,7 @@ impl DrainQueue {
     }
 
     /// Removes and returns what is still queued.
-    pub fn take_all(&self) -> Vec<Delivery> {
+    pub fn take_all(&self) -> Vec<DrainItem> {
         self.lock().items.drain(..).collect()
     }
 
@@ -146,13 +155,20 @@ mod tests {
     use super::*;
     use crate::event::NewEvent;
 
-    fn delivery(n: u64) -> Delivery {
+    fn delivery(n: u64) -> DrainItem {
         let event = NewEvent::new("a.b", "ns", serde_json::json!(n))
             .build()
             .unwrap();
-        Delivery {
+        DrainItem::Delivery(Delivery {
             event: Arc::new(event),
             subscriber_ids: vec![n],
+        })
+    }
+
+    fn id(item: &DrainItem) -> u64 {
+        match item {
+            DrainItem::Delivery(delivery) => delivery.subscriber_ids[0],
+            DrainItem::Publish(_) => panic!("expected a delivery"),
         }
     }
 
@@ -162,10 +178,10 @@ mod tests {
         assert!(queue.try_push(delivery(1)).is_ok());
         assert!(queue.try_push(delivery(2)).is_ok());
         let refused = queue.try_push(delivery(3)).unwrap_err();
-        assert_eq!(refused.subscriber_ids, [3]);
+        assert_eq!(id(&refused), 3);
         match queue.wait_batch(10, None) {
             Wait::Batch(batch) => {
-                let ids: Vec<_> = batch.iter().map(|d| d.subscriber_ids[0]).collect();
+                let ids: Vec<_> = batch.iter().map(id).collect();
                 assert_eq!(ids, [1, 2]);
             }
             other => panic!("expected a batch, got {other:?}"),

@@ -12,6 +12,8 @@
 
 pub mod bus;
 pub mod config;
+pub mod config_file;
+pub mod dispatch;
 pub mod drain;
 pub mod durable;
 pub mod error;
@@ -20,9 +22,11 @@ mod log;
 pub mod names;
 pub mod pattern;
 pub mod router;
+pub mod schema;
 pub mod stats;
 pub mod subscribers;
 pub mod system;
+pub mod template;
 
 pub use bus::{EventHandler, HandlerError, InProcessEventBus, SubscriptionId};
 pub use config::Config;
@@ -31,4 +35,4 @@ pub use event::{DomainEvent, EventDeliveryMode, EventMetadata, NewEvent};
 pub use pattern::Pattern;
 pub use router::EventRouter;
 pub use stats::{DropReason, Stats, StatsSnapshot};
-pub use system::{EventSystem, StartError};
+pub use system::{EventSystem, ShutdownReport, StartError};

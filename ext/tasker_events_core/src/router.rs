@@ -6,7 +6,7 @@
 //! cannot take is counted as dropped, with its reason, and logged at warn.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use tokio::sync::mpsc::{self, error::TrySendError};
 use tracing::debug;
@@ -18,7 +18,10 @@ use crate::stats::{DropReason, Stats};
 
 /// Routes events by delivery mode to PGMQ, the in-process bus, or both.
 pub struct EventRouter {
-    durable: Option<mpsc::Sender<Arc<DomainEvent>>>,
+    /// Taken out at shutdown, which closes the channel whoever else still holds the router
+    /// (a publisher job waiting for the drain thread, say).
+    durable: RwLock<Option<mpsc::Sender<Arc<DomainEvent>>>>,
+    has_database: bool,
     bus: Arc<InProcessEventBus>,
     stats: Arc<Stats>,
     closed: AtomicBool,
@@ -35,7 +38,8 @@ impl EventRouter {
         log_dropped_events: bool,
     ) -> Self {
         Self {
-            durable,
+            has_database: durable.is_some(),
+            durable: RwLock::new(durable),
             bus,
             stats,
             closed: AtomicBool::new(false),
@@ -79,8 +83,13 @@ impl EventRouter {
 
     fn route_durable(&self, event: Arc<DomainEvent>) -> bool {
         self.stats.durable.accept(1);
-        let Some(sender) = &self.durable else {
+        if !self.has_database {
             self.drop_durable(&event, DropReason::NoDatabase);
+            return false;
+        }
+        let sender = self.durable.read().unwrap_or_else(|e| e.into_inner());
+        let Some(sender) = sender.as_ref() else {
+            self.drop_durable(&event, DropReason::ShuttingDown);
             return false;
         };
         match sender.try_send(event) {
@@ -109,8 +118,13 @@ impl EventRouter {
         }
     }
 
-    /// Refuses every event from now on; used by shutdown.
+    /// Refuses every event from now on and closes the durable channel, so the durable
+    /// publisher ends once it has written what the channel holds. Used by shutdown.
     pub(crate) fn close(&self) {
         self.closed.store(true, Ordering::Release);
+        self.durable
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
     }
 }

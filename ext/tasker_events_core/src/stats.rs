@@ -29,16 +29,19 @@ pub enum DropReason {
     ShuttingDown,
     /// The drain thread was killed after taking the event and before handing it over.
     DrainThreadStopped,
+    /// A step completion named a task template that was not loaded.
+    UnknownTemplate,
 }
 
 impl DropReason {
-    pub const ALL: [Self; 6] = [
+    pub const ALL: [Self; 7] = [
         Self::ChannelFull,
         Self::NoDatabase,
         Self::DatabaseError,
         Self::NotStarted,
         Self::ShuttingDown,
         Self::DrainThreadStopped,
+        Self::UnknownTemplate,
     ];
 
     /// The name used in logs, metrics and `stats`.
@@ -50,6 +53,7 @@ impl DropReason {
             Self::NotStarted => "not_started",
             Self::ShuttingDown => "shutting_down",
             Self::DrainThreadStopped => "drain_thread_stopped",
+            Self::UnknownTemplate => "unknown_template",
         }
     }
 }
@@ -117,6 +121,12 @@ pub struct PathSnapshot {
 pub struct Stats {
     published: [AtomicU64; EventDeliveryMode::ALL.len()],
     rejected: [AtomicU64; DropReason::ALL.len()],
+    /// Step completions given to `dispatch_step_events`.
+    pub dispatch: PathCounters,
+    /// Publisher jobs handed to the drain thread.
+    pub ruby_publishers: PathCounters,
+    /// What became of declared events: see [`DeclaredOutcome`].
+    declared: [AtomicU64; DeclaredOutcome::ALL.len()],
     pub durable: PathCounters,
     pub rust_subscribers: PathCounters,
     pub ruby_subscribers: PathCounters,
@@ -154,6 +164,9 @@ pub struct StatsSnapshot {
     pub published: std::collections::BTreeMap<&'static str, u64>,
     /// Events refused before routing (`not_started`, `shutting_down`).
     pub rejected: std::collections::BTreeMap<&'static str, u64>,
+    pub dispatch: PathSnapshot,
+    pub ruby_publishers: PathSnapshot,
+    pub declared_events: std::collections::BTreeMap<&'static str, u64>,
     pub durable: PathSnapshot,
     pub rust_subscribers: PathSnapshot,
     pub ruby_subscribers: PathSnapshot,
@@ -163,7 +176,58 @@ pub struct StatsSnapshot {
 
 /// What `flush` waits for: the `accepted` counts of every path at the time of the call.
 #[derive(Debug, Clone, Copy)]
-pub struct SettleMark([u64; 3]);
+pub struct SettleMark([u64; 5]);
+
+/// What became of an event declared in a task template, once its step completed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeclaredOutcome {
+    /// Built and handed to the router.
+    Published,
+    /// Its condition did not match the step's outcome.
+    ConditionNotMet,
+    /// The same step completion (step_uuid, attempt, event name) was dispatched before.
+    Deduplicated,
+    /// The payload did not match the declared JSON Schema.
+    SchemaViolation,
+    /// The publisher's `should_publish?` returned false.
+    PublisherSkipped,
+    /// A publisher hook raised.
+    PublisherError,
+    /// It needs a Ruby publisher, but `ffi_integration_enabled` is false.
+    FfiDisabled,
+    /// The drain thread's queue was full, or the system stopped, before its publisher ran.
+    Dropped,
+}
+
+impl DeclaredOutcome {
+    pub const ALL: [Self; 8] = [
+        Self::Published,
+        Self::ConditionNotMet,
+        Self::Deduplicated,
+        Self::SchemaViolation,
+        Self::PublisherSkipped,
+        Self::PublisherError,
+        Self::FfiDisabled,
+        Self::Dropped,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Published => "published",
+            Self::ConditionNotMet => "condition_not_met",
+            Self::Deduplicated => "deduplicated",
+            Self::SchemaViolation => "schema_violation",
+            Self::PublisherSkipped => "publisher_skipped",
+            Self::PublisherError => "publisher_error",
+            Self::FfiDisabled => "ffi_disabled",
+            Self::Dropped => "dropped",
+        }
+    }
+}
+
+/// The flow of a step completion, in order: dispatch, then Ruby publishers, then events. Flush
+/// waits stage by stage so that events an earlier stage produces while it waits are included.
+const FLUSH_STAGES: [usize; 3] = [1, 2, 5];
 
 impl Stats {
     pub fn new() -> Self {
@@ -184,11 +248,22 @@ impl Stats {
     }
 
     pub fn record_subscriber_timeout(&self, kind: SubscriberKind) {
-        self.subscriber_timeouts[kind as usize].fetch_add(1, Relaxed);
+        self.record_subscriber_timeouts(kind, 1);
     }
 
-    fn paths(&self) -> [&PathCounters; 3] {
+    pub fn record_subscriber_timeouts(&self, kind: SubscriberKind, n: u64) {
+        self.subscriber_timeouts[kind as usize].fetch_add(n, Relaxed);
+    }
+
+    pub fn record_declared(&self, outcome: DeclaredOutcome, n: u64) {
+        self.declared[outcome as usize].fetch_add(n, Relaxed);
+    }
+
+    /// Every path, upstream first (see [`FLUSH_STAGES`]).
+    fn paths(&self) -> [&PathCounters; 5] {
         [
+            &self.dispatch,
+            &self.ruby_publishers,
             &self.durable,
             &self.rust_subscribers,
             &self.ruby_subscribers,
@@ -205,6 +280,12 @@ impl Stats {
                 .iter()
                 .map(|&r| (r.as_str(), self.rejected[r as usize].load(Relaxed)))
                 .collect(),
+            dispatch: self.dispatch.snapshot(),
+            ruby_publishers: self.ruby_publishers.snapshot(),
+            declared_events: DeclaredOutcome::ALL
+                .iter()
+                .map(|&o| (o.as_str(), self.declared[o as usize].load(Relaxed)))
+                .collect(),
             durable: self.durable.snapshot(),
             rust_subscribers: self.rust_subscribers.snapshot(),
             ruby_subscribers: self.ruby_subscribers.snapshot(),
@@ -218,16 +299,20 @@ impl Stats {
         SettleMark(self.paths().map(|p| p.accepted.load(Relaxed)))
     }
 
-    pub fn is_settled(&self, mark: SettleMark) -> bool {
-        self.paths()
-            .iter()
-            .zip(mark.0)
-            .all(|(p, target)| p.settled() >= target)
-    }
-
     /// Wakes `wait_settled` callers; paths call it after they deliver or drop.
     pub fn notify_progress(&self) {
         self.settle.notify();
+    }
+
+    /// Blocks until everything accepted before the call, and everything that produces in
+    /// turn (the publisher jobs and events of dispatched step completions), has been
+    /// delivered or dropped; or until the deadline passes or `interrupted` says to stop.
+    /// Returns whether it settled.
+    pub fn flush(&self, deadline: Instant, interrupted: &dyn Fn() -> bool) -> bool {
+        FLUSH_STAGES.iter().all(|&upstream| {
+            let mark = self.settle_mark();
+            self.wait_paths(upstream, mark, deadline, interrupted)
+        })
     }
 
     /// Blocks until every event accepted before `mark` has been delivered or dropped, the
@@ -238,8 +323,26 @@ impl Stats {
         deadline: Instant,
         interrupted: &dyn Fn() -> bool,
     ) -> bool {
+        self.wait_paths(mark.0.len(), mark, deadline, interrupted)
+    }
+
+    /// Waits for the first `count` paths of [`Stats::paths`] to reach `mark`.
+    fn wait_paths(
+        &self,
+        count: usize,
+        mark: SettleMark,
+        deadline: Instant,
+        interrupted: &dyn Fn() -> bool,
+    ) -> bool {
+        let settled = || {
+            self.paths()
+                .iter()
+                .zip(mark.0)
+                .take(count)
+                .all(|(p, target)| p.settled() >= target)
+        };
         loop {
-            if self.is_settled(mark) {
+            if settled() {
                 return true;
             }
             let now = Instant::now();

@@ -252,7 +252,7 @@ fn writes_the_documented_envelope(harness: &Harness) {
         no_extension,
         "PGMQ must be installed as plain SQL, not as an extension"
     );
-    assert!(system.shutdown());
+    assert!(system.shutdown().is_complete());
     harness.drop_queues(&[&namespace]);
 }
 
@@ -291,7 +291,7 @@ fn fast_events_write_nothing(harness: &Harness) {
     let seen: Vec<Uuid> = seen.lock().unwrap().iter().map(|e| e.event_id).collect();
     assert_eq!(seen, [id]);
     assert_eq!(system.stats().snapshot().durable.accepted, 0);
-    assert!(system.shutdown());
+    assert!(system.shutdown().is_complete());
 }
 
 fn broadcast_writes_and_delivers(harness: &Harness) {
@@ -318,7 +318,7 @@ fn broadcast_writes_and_delivers(harness: &Harness) {
     assert_eq!(stats.durable.delivered, 1);
     assert_eq!(stats.rust_subscribers.delivered, 1);
     drop(seen);
-    assert!(system.shutdown());
+    assert!(system.shutdown().is_complete());
     harness.drop_queues(&[&namespace]);
 }
 
@@ -359,7 +359,7 @@ fn many_events_keep_order_per_namespace(harness: &Harness) {
         (2000, 2000, 0)
     );
     assert!(durable.dropped.values().all(|&n| n == 0), "{durable:?}");
-    assert!(system.shutdown());
+    assert!(system.shutdown().is_complete());
     harness.drop_queues(&[&namespaces[0], &namespaces[1]]);
 }
 
@@ -403,5 +403,5 @@ fn unreachable_database_drops_as_database_error_without_blocking_publish() {
         [broadcast_id],
         "subscribers get broadcast events with the database down"
     );
-    assert!(system.shutdown());
+    assert!(system.shutdown().is_complete());
 }

@@ -5,10 +5,11 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use magnus::{function, Error, RArray, RHash, RModule, Ruby};
-use tasker_events_core::drain::{Delivery, DrainQueue, Wait};
+use tasker_events_core::drain::{DrainItem, DrainQueue, Wait};
 use tasker_events_core::stats::{DropReason, SubscriberKind};
 use tasker_events_core::DomainEvent;
 
+use super::publish_job::RbPublishJob;
 use super::system::{read_system, STATS};
 use crate::convert::{object_to_ruby, to_ruby};
 use crate::errors::{self, guard};
@@ -30,7 +31,8 @@ pub fn init(_ruby: &Ruby, native: RModule) -> Result<(), Error> {
     native.define_module_function("subscribe", function!(subscribe, 2))?;
     native.define_module_function("unsubscribe", function!(unsubscribe, 1))?;
     native.define_module_function("next_batch", function!(next_batch, 2))?;
-    native.define_module_function("ack", function!(ack, 3))?;
+    native.define_module_function("ack", function!(ack, 4))?;
+    native.define_module_function("ack_jobs", function!(ack_jobs, 2))?;
     native.define_module_function("discard_pending", function!(discard_pending, 0))?;
     Ok(())
 }
@@ -58,10 +60,10 @@ fn unsubscribe(id: u64) -> bool {
         .is_some_and(|system| system.bus().unsubscribe_ruby(id))
 }
 
-/// Waits without the GVL for up to `max` deliveries.
-/// @return [Array<Array(Hash, Array<Integer>)>, nil] event hashes with the ids of the
-///   subscribers they match (empty after a timeout or an interrupt); nil once the system has
-///   shut down and nothing is left.
+/// Waits without the GVL for up to `max` items.
+/// @return [Array<Array(Hash, Array<Integer>), PublishJob>, nil] event hashes with the ids of
+///   the subscribers they match, and publisher jobs (empty after a timeout or an interrupt);
+///   nil once the system has shut down and nothing is left.
 fn next_batch(ruby: &Ruby, max: usize, timeout: Option<f64>) -> Result<Option<RArray>, Error> {
     guard(ruby, || {
         let Some(queue) = drain_queue() else {
@@ -82,11 +84,16 @@ fn next_batch(ruby: &Ruby, max: usize, timeout: Option<f64>) -> Result<Option<RA
     })
 }
 
-fn batch_to_ruby(ruby: &Ruby, batch: &[Delivery]) -> Result<RArray, Error> {
+fn batch_to_ruby(ruby: &Ruby, batch: &[DrainItem]) -> Result<RArray, Error> {
     let array = ruby.ary_new_capa(batch.len());
-    for delivery in batch {
-        let ids = ruby.ary_from_iter(delivery.subscriber_ids.iter().copied());
-        array.push((event_to_ruby(ruby, &delivery.event)?, ids))?;
+    for item in batch {
+        match item {
+            DrainItem::Delivery(delivery) => {
+                let ids = ruby.ary_from_iter(delivery.subscriber_ids.iter().copied());
+                array.push((event_to_ruby(ruby, &delivery.event)?, ids))?;
+            }
+            DrainItem::Publish(job) => array.push(RbPublishJob(job.clone()))?,
+        }
     }
     Ok(array)
 }
@@ -104,25 +111,45 @@ pub fn event_to_ruby(ruby: &Ruby, event: &DomainEvent) -> Result<RHash, Error> {
 }
 
 /// Records that the drain thread handed `delivered` events to their subscribers (`errors`
-/// subscriber calls raised) and lost `lost` events it had taken, because it was stopped
-/// mid-batch.
-fn ack(delivered: u64, errors: u64, lost: u64) {
+/// subscriber calls raised, `timeouts` were abandoned) and lost `lost` events it had taken,
+/// because it was stopped mid-batch.
+fn ack(delivered: u64, errors: u64, timeouts: u64, lost: u64) {
     STATS.ruby_subscribers.deliver(delivered);
     STATS
         .ruby_subscribers
         .drop_events(DropReason::DrainThreadStopped, lost);
     STATS.record_subscriber_errors(SubscriberKind::Ruby, errors);
+    STATS.record_subscriber_timeouts(SubscriberKind::Ruby, timeouts);
+    STATS.notify_progress();
+}
+
+/// Records that the drain thread ran `done` publisher jobs and lost `lost` it had taken.
+fn ack_jobs(done: u64, lost: u64) {
+    STATS.ruby_publishers.deliver(done);
+    STATS
+        .ruby_publishers
+        .drop_events(DropReason::DrainThreadStopped, lost);
     STATS.notify_progress();
 }
 
 /// Counts whatever is still queued for the drain thread as dropped (`shutting_down`), for a
 /// shutdown whose drain thread did not finish in time.
-/// @return [Integer] how many events were discarded.
+/// @return [Integer] how many items were discarded.
 fn discard_pending() -> u64 {
-    let lost = drain_queue().map_or(0, |queue| queue.take_all().len() as u64);
+    let items = drain_queue()
+        .map(|queue| queue.take_all())
+        .unwrap_or_default();
+    let jobs = items
+        .iter()
+        .filter(|item| matches!(item, DrainItem::Publish(_)))
+        .count() as u64;
+    let deliveries = items.len() as u64 - jobs;
     STATS
         .ruby_subscribers
-        .drop_events(DropReason::ShuttingDown, lost);
+        .drop_events(DropReason::ShuttingDown, deliveries);
+    STATS
+        .ruby_publishers
+        .drop_events(DropReason::ShuttingDown, jobs);
     STATS.notify_progress();
-    lost
+    items.len() as u64
 }

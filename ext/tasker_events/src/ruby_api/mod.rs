@@ -2,7 +2,9 @@
 //! `lib/tasker_events/` wrap with keyword arguments, defaults and documentation.
 
 mod drain;
+mod publish_job;
 mod system;
+mod templates;
 
 use magnus::{Error, Module, Ruby};
 
@@ -11,6 +13,8 @@ pub fn init(ruby: &Ruby) -> Result<(), Error> {
     let native = module.define_module("Native")?;
     system::init(ruby, native)?;
     drain::init(ruby, native)?;
+    publish_job::init(ruby, native)?;
+    templates::init(ruby, native)?;
     crate::logging::init();
     Ok(())
 }

@@ -4,6 +4,7 @@ use std::sync::{Arc, LazyLock, RwLock};
 use std::time::Duration;
 
 use magnus::{function, Error, RHash, RModule, Ruby, Value};
+use tasker_events_core::dispatch::{StepCompletion, StepContext};
 use tasker_events_core::event::parse_uuid;
 use tasker_events_core::{
     durable, Config, DatabaseError, DropReason, EventSystem, NewEvent, Pattern, Stats,
@@ -29,7 +30,9 @@ fn write_system() -> std::sync::RwLockWriteGuard<'static, Option<EventSystem>> {
 }
 
 pub fn init(_ruby: &Ruby, native: RModule) -> Result<(), Error> {
-    native.define_module_function("start", function!(start, 1))?;
+    native.define_module_function("start", function!(start, 2))?;
+    native.define_module_function("dispatch", function!(dispatch, 9))?;
+    native.define_module_function("template_publishers", function!(template_publishers, 0))?;
     native.define_module_function("running?", function!(is_running, 0))?;
     native.define_module_function("shutdown", function!(shutdown, 0))?;
     native.define_module_function("publish", function!(publish, 10))?;
@@ -68,20 +71,26 @@ fn config_from(options: RHash) -> Result<Config, Error> {
             .unwrap_or(defaults.log_dropped_events),
         durable_batch_size: get_u64("durable_batch_size", 500)? as usize,
         pool_size: get_u64("pool_size", 2)? as u32,
+        ffi_integration_enabled: options
+            .lookup::<_, Option<bool>>("ffi_integration_enabled")?
+            .unwrap_or(defaults.ffi_integration_enabled),
+        deduplication_cache_size: get_u64("deduplication_cache_size", 10_000)? as usize,
         connect_timeout: millis(get_u64("connect_timeout_ms", 2000)?),
     })
 }
 
+/// Starts the system with the task templates at `template_paths`.
 /// @return [Boolean] true when this call started the system, false when it was running.
-fn start(ruby: &Ruby, options: RHash) -> Result<bool, Error> {
+fn start(ruby: &Ruby, options: RHash, template_paths: Vec<String>) -> Result<bool, Error> {
     guard(ruby, || {
         let config = config_from(options)?;
+        let templates = super::templates::registry(ruby, &template_paths)?;
         let mut slot = write_system();
         if slot.is_some() {
             return Ok(false);
         }
-        let system =
-            EventSystem::start(config, STATS.clone()).map_err(|e| errors::start(ruby, e))?;
+        let system = EventSystem::start_with_templates(config, STATS.clone(), templates)
+            .map_err(|e| errors::start(ruby, e))?;
         super::drain::set_drain_queue(system.drain_queue().clone());
         *slot = Some(system);
         Ok(true)
@@ -94,14 +103,78 @@ fn is_running() -> bool {
 
 /// Stops the system, waiting without the GVL for queued events. The drain thread is told to
 /// end through its queue; the Ruby side joins it.
-fn shutdown(ruby: &Ruby) -> Result<bool, Error> {
+/// @return [Hash{Symbol => Integer}] drained, dropped, duration_ms
+fn shutdown(ruby: &Ruby) -> Result<RHash, Error> {
     guard(ruby, || {
-        let Some(system) = write_system().take() else {
-            return Ok(true);
+        let report = match write_system().take() {
+            Some(system) => without_gvl(ruby, move || system.shutdown(), || {})?,
+            None => None,
         };
-        let drained = without_gvl(ruby, move || system.shutdown(), || {})?;
-        Ok(drained.unwrap_or(false))
+        let hash = ruby.hash_new();
+        let (drained, dropped, duration) = report.map_or((0, 0, 0), |r| {
+            (r.drained, r.dropped, r.duration.as_millis() as u64)
+        });
+        hash.aset(ruby.to_symbol("drained"), drained)?;
+        hash.aset(ruby.to_symbol("dropped"), dropped)?;
+        hash.aset(ruby.to_symbol("duration_ms"), duration)?;
+        Ok(hash)
     })
+}
+
+/// Hands a completed step to the dispatcher.
+/// @return [Boolean] false when the completion was dropped (counted and logged)
+#[allow(clippy::too_many_arguments)]
+fn dispatch(
+    ruby: &Ruby,
+    task_uuid: Option<String>,
+    step_uuid: Option<String>,
+    step_name: String,
+    namespace: String,
+    task_name: String,
+    task_version: String,
+    correlation_id: Option<String>,
+    attempt: Option<u32>,
+    step_result: Value,
+) -> Result<bool, Error> {
+    guard(ruby, || {
+        let step_result = to_json(ruby, step_result, "step_result")?;
+        if !step_result.is_object() {
+            return Err(errors::error(
+                ruby,
+                "ValidationError",
+                "step_result must be a Hash",
+            ));
+        }
+        let context = StepContext {
+            task_uuid: optional_uuid("task_uuid", task_uuid)?,
+            step_uuid: optional_uuid("step_uuid", step_uuid)?,
+            step_name,
+            namespace,
+            task_name,
+            task_version,
+            correlation_id: optional_uuid("correlation_id", correlation_id)?,
+            attempt,
+        };
+        let completion = StepCompletion {
+            context,
+            step_result,
+        };
+        let system = read_system();
+        let Some(system) = system.as_ref() else {
+            STATS.dispatch.accept(1);
+            STATS.dispatch.drop_events(DropReason::NotStarted, 1);
+            return Ok(false);
+        };
+        Ok(system.dispatcher().dispatch(completion).is_ok())
+    })
+}
+
+/// @return [Array<String>] every `publisher:` named by the loaded templates
+fn template_publishers() -> Vec<String> {
+    read_system()
+        .as_ref()
+        .map(|s| s.dispatcher().templates().publisher_names())
+        .unwrap_or_default()
 }
 
 fn optional_uuid(field: &'static str, value: Option<String>) -> Result<Option<uuid::Uuid>, Error> {
@@ -176,12 +249,11 @@ fn flush(ruby: &Ruby, timeout_seconds: f64) -> Result<bool, Error> {
         let timeout = Duration::try_from_secs_f64(timeout_seconds.max(0.0))
             .map_err(|e| errors::error(ruby, "ValidationError", format!("timeout: {e}")))?;
         let stats = STATS.clone();
-        let mark = stats.settle_mark();
         let deadline = std::time::Instant::now() + timeout;
         let interrupted = std::sync::atomic::AtomicBool::new(false);
         let settled = without_gvl(
             ruby,
-            || stats.wait_settled(mark, deadline, &|| interrupted.load(Relaxed)),
+            || stats.flush(deadline, &|| interrupted.load(Relaxed)),
             || {
                 interrupted.store(true, Relaxed);
                 stats.notify_progress();

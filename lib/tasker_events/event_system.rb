@@ -1,0 +1,142 @@
+# frozen_string_literal: true
+
+module TaskerEvents
+  # The Ruby side of the process's event system: starts and stops the Rust core with its
+  # configuration and templates, the drain thread, and the exit hook that drains at exit.
+  # {TaskerEvents.start} and {TaskerEvents.shutdown} delegate here.
+  class EventSystem
+    # @return [Configuration] the settings of the running (or last) system
+    attr_reader :configuration
+
+    def initialize
+      @mutex = Mutex.new
+      @drain_thread = nil
+      @configuration = Configuration.new
+      @exit_hook_installed = false
+    end
+
+    # @return [Boolean] true when this call started the system
+    def start(templates:, config:, environment:, strict_publishers:, settings:)
+      configuration = configuration_for(config, environment, settings)
+      @mutex.synchronize do
+        return false unless Native.start(configuration.to_native, template_paths(templates))
+
+        @configuration = configuration
+        check_publishers(strict_publishers)
+        start_drain_thread
+        install_exit_hook
+        true
+      end
+    end
+
+    # @return [Hash{Symbol => Integer}] drained, dropped, duration_ms
+    def shutdown
+      @mutex.synchronize do
+        started = now
+        before = ruby_settled
+        report, lost = stop(started + drain_timeout)
+        summarize(report, ruby_settled - before, lost, started)
+      end
+    end
+
+    # @return [Boolean] whether the caller is the drain thread
+    def drain_thread_current?
+      @drain_thread&.current? || false
+    end
+
+    private
+
+    # Ruby publishers and subscribers finish first, while the router still takes their events;
+    # then the core drains and stops, then the drain thread takes what is left.
+    def stop(deadline)
+      Native.flush(remaining(deadline)) if @drain_thread && !@drain_thread.current?
+      report = Native.shutdown
+      [report, join_drain_thread(remaining(deadline))]
+    end
+
+    def configuration_for(config, environment, settings)
+      return Configuration.new(**settings) unless config
+
+      Configuration.load(config, environment || ENV.fetch("TASKER_ENV", "development"), **settings)
+    end
+
+    # Events still queued at exit would otherwise vanish with the process.
+    def install_exit_hook
+      return if @exit_hook_installed
+
+      @exit_hook_installed = true
+      at_exit { TaskerEvents.shutdown }
+    end
+
+    # Adds the drain thread's part to the core's report.
+    def summarize(report, ruby_settled, lost, started)
+      report.merge(drained: report[:drained] + ruby_settled - lost,
+                   dropped: report[:dropped] + lost,
+                   duration_ms: ((now - started) * 1000).round)
+    end
+
+    def drain_timeout
+      @configuration.settings[:shutdown_drain_timeout_ms] / 1000.0
+    end
+
+    def now
+      Process.clock_gettime(Process::CLOCK_MONOTONIC)
+    end
+
+    def template_paths(templates)
+      Array(templates).flat_map do |pattern|
+        matches = Dir.glob(pattern.to_s)
+        raise TemplateError, "no task template matches #{pattern.to_s.inspect}" if matches.empty?
+
+        matches
+      end.uniq
+    end
+
+    def check_publishers(strict)
+      unknown = Native.template_publishers.reject do |name|
+        PublisherRegistry.instance.registered?(name)
+      end
+      return if unknown.empty?
+
+      message = "task templates name publishers that are not registered: #{unknown.join(", ")}"
+      raise UnknownPublisherError, message if strict
+
+      TaskerEvents.logger.warn("tasker_events: #{message}; their events use the default publisher")
+    end
+
+    def start_drain_thread
+      return unless @configuration.settings[:ffi_integration_enabled]
+
+      timeout = @configuration.settings[:dispatch_timeout_ms] / 1000.0
+      @drain_thread = DrainThread.new(SubscriberRegistry.instance, PublisherRunner.new,
+                                      dispatch_timeout: timeout).start
+      SubscriberRegistry.instance.attach_all
+    end
+
+    def remaining(deadline)
+      [deadline - now, 0].max
+    end
+
+    def ruby_settled
+      stats = Native.stats
+      %i[ruby_subscribers ruby_publishers].sum do |path|
+        stats[path][:delivered] + stats[path][:dropped].values.sum
+      end
+    end
+
+    # Whatever the drain thread did not take in time (or could not, having been killed) is
+    # counted as dropped, so the counters still add up.
+    # @return [Integer] how many items were dropped
+    def join_drain_thread(timeout)
+      return 0 unless @drain_thread
+
+      @drain_thread.join(timeout)
+      @drain_thread = nil
+      lost = Native.discard_pending
+      if lost.positive?
+        logger.warn("tasker_events: #{lost} items for the drain thread dropped at shutdown")
+      end
+      lost
+    end
+  end
+end
