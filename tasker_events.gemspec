@@ -17,7 +17,7 @@ Gem::Specification.new do |spec|
   spec.metadata["rubygems_mfa_required"] = "true"
 
   spec.files = Dir[
-    "lib/**/*.rb", "ext/**/*.{rb,rs,toml}", "Cargo.toml", "Cargo.lock",
+    "lib/**/*.rb", "ext/**/*.{rb,rs,toml}", "config/**/*.toml", "Cargo.toml", "Cargo.lock",
     "README.md", "CHANGELOG.md", "LICENSE"
   ].reject { |path| path.include?("/tests/") }
   spec.require_paths = ["lib"]

@@ -20,6 +20,10 @@ module TaskerEvents
       deduplication_cache_size: 10_000
     }.freeze
 
+    # The worker.toml files the gem ships: the design's base values and its test and
+    # production overrides, for `TaskerEvents.start(config: Configuration::SHIPPED_DIR)`.
+    SHIPPED_DIR = File.expand_path("../../config/tasker", __dir__)
+
     BOOLEANS = %i[install_pgmq log_subscriber_errors log_dropped_events
                   ffi_integration_enabled].freeze
 

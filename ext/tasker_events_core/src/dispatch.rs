@@ -159,8 +159,8 @@ impl Dispatcher {
                 task_name = %context.task_name,
                 task_version = %context.task_version,
                 step_name = %context.step_name,
-                step_uuid = ?context.step_uuid,
-                correlation_id = ?context.correlation_id,
+                step_uuid = context.step_uuid.map(display),
+                correlation_id = context.correlation_id.map(display),
                 reason = reason.as_str(),
                 "step completion dropped; its declared events are not published"
             );
@@ -368,7 +368,7 @@ pub fn publish_declared(
             warn!(
                 event_name = %declaration.name,
                 namespace = %context.namespace,
-                correlation_id = ?context.correlation_id,
+                correlation_id = context.correlation_id.map(display),
                 step_name = %context.step_name,
                 violations = %violations.join("; "),
                 "declared event skipped: payload does not match its schema"

@@ -20,7 +20,7 @@ pub fn logging_subscriber(prefix: &str) -> EventHandler {
                 event_name = %event.event_name,
                 namespace = %metadata.namespace,
                 correlation_id = %metadata.correlation_id,
-                task_uuid = ?metadata.task_uuid,
+                task_uuid = metadata.task_uuid.map(display),
                 step_name = metadata.step_name.as_deref().unwrap_or("unknown"),
                 fired_at = %metadata.fired_at,
                 "domain event received"
