@@ -133,8 +133,8 @@ module TaskerEvents
       @drain_thread.join(timeout)
       @drain_thread = nil
       lost = Native.discard_pending
-      if lost.positive?
-        logger.warn("tasker_events: #{lost} items for the drain thread dropped at shutdown")
+      if lost.positive? && @configuration.settings[:log_dropped_events]
+        TaskerEvents.logger.warn("tasker_events: #{lost} drain thread items dropped at shutdown")
       end
       lost
     end

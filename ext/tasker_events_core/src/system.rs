@@ -226,6 +226,7 @@ impl EventSystem {
             drain,
             stats,
             gate,
+            config,
             ..
         } = self;
         runtime.block_on(async {
@@ -240,7 +241,7 @@ impl EventSystem {
         let mut dropped = 0;
         gate.close(|| {
             for path in [&stats.dispatch, &stats.durable, &stats.rust_subscribers] {
-                dropped += count_lost(path);
+                dropped += count_lost(path, config.log_dropped_events);
             }
         });
         stats.notify_progress();
@@ -265,10 +266,12 @@ fn settled(stats: &Stats) -> u64 {
     .sum()
 }
 
-fn count_lost(path: &PathCounters) -> u64 {
+fn count_lost(path: &PathCounters, log_dropped_events: bool) -> u64 {
     let queued = path.snapshot().queued;
     if queued > 0 {
         path.drop_events(DropReason::ShuttingDown, queued);
+    }
+    if queued > 0 && log_dropped_events {
         tracing::warn!(
             dropped = queued,
             reason = DropReason::ShuttingDown.as_str(),
