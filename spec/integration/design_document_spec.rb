@@ -30,6 +30,7 @@ RSpec.describe "the design document's payments example", :integration do
                                     .register(DomainEvents::Subscribers::MetricsSubscriber)
                                     .start_all!
     metrics.reset_counters!
+    # Subscribes the recorder now: only events published after that reach it.
     received
   end
 

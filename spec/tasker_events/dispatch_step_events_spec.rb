@@ -23,6 +23,7 @@ RSpec.describe "TaskerEvents.dispatch_step_events" do
 
   def start_with(events, retry_policy: { "retryable" => true, "limit" => 3 }, **settings)
     path = write_step_template(namespace, events, retry_policy:)
+    # Subscribes the recorder now: only events published after that reach it.
     received
     TaskerEvents.start(templates: [path], **settings)
   end
@@ -275,8 +276,9 @@ RSpec.describe "TaskerEvents.dispatch_step_events" do
       context = TaskerEvents::StepContext.new(**declared_step_context(namespace, step_uuid: nil))
       results = []
       change = counters_change(:dispatch, :dropped) do
-        results << TaskerEvents.dispatch_step_events(context, { success: true }) until
-          results.include?(false) || results.size >= 100_000
+        until results.include?(false) || results.size >= 100_000
+          results << TaskerEvents.dispatch_step_events(context, { success: true })
+        end
       end
       expect(results).to include(false)
       expect(change).to include(channel_full: results.count(false))
@@ -440,6 +442,7 @@ RSpec.describe "TaskerEvents.dispatch_step_events" do
       write_step_template(namespace, [event("spec.fast", "success")])
       other = unique_namespace("dispatch")
       write_step_template(other, [event("spec.other", "success")])
+      # Subscribes the recorder now: only events published after that reach it.
       received
       TaskerEvents.start(templates: [File.join(declared_tmp_dir, "*.yaml")])
       dispatch_and_flush(declared_step_context(namespace), { success: true })

@@ -169,6 +169,7 @@ RSpec.describe TaskerEvents::PublisherRunner do
 
     def start_with(events)
       path = write_step_template(namespace, events)
+      # Subscribes the recorder now: only events published after that reach it.
       received
       TaskerEvents.start(templates: [path])
     end

@@ -84,6 +84,22 @@ RSpec.describe TaskerEvents::TaskTemplate do
       expect(template.publisher_names).to eq(["AuditPublisher"])
     end
 
+    it "lists a publisher named by several events once" do
+      path = write_declared_template(<<~YAML)
+        name: refund_flow
+        namespace_name: refunds
+        version: 1.0.0
+        domain_events:
+          - { name: refund.audited, publisher: AuditPublisher }
+        steps:
+          - name: issue_refund
+            publishes_events:
+              - { name: refund.issued, publisher: RefundPublisher }
+              - { name: refund.recorded, publisher: AuditPublisher }
+      YAML
+      expect(described_class.load(path).publisher_names).to eq(%w[RefundPublisher AuditPublisher])
+    end
+
     it "accepts a Pathname" do
       path = Pathname.new(DeclaredEventHelpers::EXAMPLE_TEMPLATE)
       expect(described_class.load(path).name).to eq("credit_card_payment")
