@@ -8,10 +8,11 @@ module TaskerEvents
   # Publishers run on the drain thread, never on the step's thread, in this order:
   # {#should_publish?}, {#transform_payload}, {#additional_metadata}, {#before_publish}, then
   # the event is checked against its schema and routed, then {#after_publish}. An exception in
-  # any of them goes to {#on_publish_error}, is logged and counted, and the event is not
-  # published. Each hook receives symbol-keyed Hashes: the step result (`success`,
-  # `retryable`, `result`, `metadata`), the event declaration (`name`, `description`,
-  # `condition`, `delivery_mode`, `publisher`, `schema`) and the step context.
+  # any of them goes to {#on_publish_error}, is logged and counted (`publisher_error`); raised
+  # before routing, it means the event is not published. Each hook receives symbol-keyed
+  # Hashes: the step result (`success`, `retryable`, `result`, `metadata`), the event
+  # declaration (`name`, `description`, `condition`, `delivery_mode`, `publisher`, `schema`)
+  # and the step context.
   #
   # @example
   #   class PaymentEventPublisher < TaskerEvents::BasePublisher
@@ -48,7 +49,8 @@ module TaskerEvents
     # Called after the event was routed (or rejected by its schema).
     def after_publish(_step_result, _event_declaration, _step_context = nil); end
 
-    # Called when any hook raised; the event is not published.
+    # Called when any hook raised; unless that was {#after_publish}, the event was not
+    # published.
     # @param error [StandardError]
     def on_publish_error(_step_result, _event_declaration, _step_context, _error); end
   end

@@ -12,10 +12,13 @@ module TaskerEvents
     # Most items taken from the core per wake-up.
     BATCH_SIZE = 256
 
+    # @param queue [Native::DrainQueue] the started system's queue; a thread that outlives its
+    #   system keeps draining only that system's (closed) queue, then ends
     # @param registry [SubscriberRegistry]
     # @param publishers [PublisherRunner]
     # @param dispatch_timeout [Float] seconds a subscriber may take for one event
-    def initialize(registry, publishers, dispatch_timeout:)
+    def initialize(queue, registry, publishers, dispatch_timeout:)
+      @queue = queue
       @registry = registry
       @publishers = publishers
       @dispatch_timeout = dispatch_timeout
@@ -52,6 +55,12 @@ module TaskerEvents
       finished
     end
 
+    # Counts what is still queued as dropped; for a shutdown that could not wait any longer.
+    # @return [Integer] how many items were dropped
+    def discard_pending
+      @queue.discard_pending
+    end
+
     private
 
     # Subscriber and publisher errors never get here (their runners handle them); anything
@@ -59,7 +68,7 @@ module TaskerEvents
     # since without it no Ruby subscriber would be called again. Thread#kill still ends it.
     def run
       loop do
-        batch = Native.next_batch(BATCH_SIZE, nil)
+        batch = @queue.next_batch(BATCH_SIZE, nil)
         break if batch.nil?
 
         deliver(batch) unless batch.empty?

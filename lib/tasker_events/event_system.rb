@@ -18,11 +18,15 @@ module TaskerEvents
     # @return [Boolean] true when this call started the system
     def start(templates:, config:, environment:, strict_publishers:, settings:)
       configuration = configuration_for(config, environment, settings)
+      paths = template_paths(templates)
       @mutex.synchronize do
-        return false unless Native.start(configuration.to_native, template_paths(templates))
+        return false if Native.running?
+
+        # Checked before the core starts, so a refusal leaves nothing half started.
+        check_publishers(paths, strict_publishers)
+        return false unless Native.start(configuration.to_native, paths)
 
         @configuration = configuration
-        check_publishers(strict_publishers)
         start_drain_thread
         install_exit_hook
         true
@@ -92,10 +96,10 @@ module TaskerEvents
       end.uniq
     end
 
-    def check_publishers(strict)
-      unknown = Native.template_publishers.reject do |name|
-        PublisherRegistry.instance.registered?(name)
-      end
+    def check_publishers(paths, strict)
+      registry = PublisherRegistry.instance
+      named = paths.flat_map { |path| TaskTemplate.load(path).publisher_names }.uniq.sort
+      unknown = named.reject { |name| registry.registered?(name) }
       return if unknown.empty?
 
       message = "task templates name publishers that are not registered: #{unknown.join(", ")}"
@@ -108,7 +112,8 @@ module TaskerEvents
       return unless @configuration.settings[:ffi_integration_enabled]
 
       timeout = @configuration.settings[:dispatch_timeout_ms] / 1000.0
-      @drain_thread = DrainThread.new(SubscriberRegistry.instance, PublisherRunner.new,
+      @drain_thread = DrainThread.new(Native.drain_queue, SubscriberRegistry.instance,
+                                      PublisherRunner.new,
                                       dispatch_timeout: timeout).start
       SubscriberRegistry.instance.attach_all
     end
@@ -131,8 +136,8 @@ module TaskerEvents
       return 0 unless @drain_thread
 
       @drain_thread.join(timeout)
+      lost = @drain_thread.discard_pending
       @drain_thread = nil
-      lost = Native.discard_pending
       if lost.positive? && @configuration.settings[:log_dropped_events]
         TaskerEvents.logger.warn("tasker_events: #{lost} drain thread items dropped at shutdown")
       end

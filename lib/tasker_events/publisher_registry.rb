@@ -19,7 +19,8 @@ module TaskerEvents
 
     # @param publisher [BasePublisher]
     # @return [self]
-    # @raise [ValidationError] for a non-publisher, a duplicate name, or after {#freeze!}
+    # @raise [ValidationError] for a non-publisher, one without a name, or a duplicate name
+    # @raise [Error] after {#freeze!}
     def register(publisher)
       unless publisher.is_a?(BasePublisher)
         raise ValidationError, "#{publisher.inspect} is not a TaskerEvents::BasePublisher"

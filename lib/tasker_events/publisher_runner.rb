@@ -27,23 +27,41 @@ module TaskerEvents
 
     def publish_one(job, index, publisher, args)
       hooks = publisher || @default
-      return job.record("publisher_skipped", 1) unless hooks.should_publish?(*args)
+      return unless route(job, index, publisher, hooks, args)
 
-      payload = hooks.transform_payload(*args)
-      metadata = hooks.additional_metadata(*args) || {}
-      hooks.before_publish(*args)
-      job.publish(index, payload, metadata, publisher ? publisher.name.to_s : DEFAULT_FIRED_BY)
-      hooks.after_publish(*args)
-    rescue StandardError => e
-      job.record("publisher_error", 1)
-      report(hooks, args, e)
+      call_hook(job, hooks, args, "after the event was published") { hooks.after_publish(*args) }
     end
 
-    def report(publisher, args, error)
+    # @return [Boolean] whether the event was handed to the router
+    def route(job, index, publisher, hooks, args)
+      call_hook(job, hooks, args, "event not published") do
+        unless hooks.should_publish?(*args)
+          job.record("publisher_skipped", 1)
+          next false
+        end
+
+        payload = hooks.transform_payload(*args)
+        metadata = hooks.additional_metadata(*args) || {}
+        hooks.before_publish(*args)
+        job.publish(index, payload, metadata, publisher ? publisher.name.to_s : DEFAULT_FIRED_BY)
+        true
+      end
+    end
+
+    # Runs publisher code; an exception is counted, logged and passed to on_publish_error.
+    def call_hook(job, hooks, args, consequence)
+      yield
+    rescue StandardError => e
+      job.record("publisher_error", 1)
+      report(hooks, args, e, consequence)
+      false
+    end
+
+    def report(publisher, args, error, consequence)
       step_result, declaration, context = args
       TaskerEvents.logger.warn(
         "tasker_events: publisher #{publisher.name} raised #{error.class}: #{error.message}; " \
-        "event not published event_name=#{declaration[:name]} namespace=#{context[:namespace]} " \
+        "#{consequence} event_name=#{declaration[:name]} namespace=#{context[:namespace]} " \
         "step_name=#{context[:step_name]} correlation_id=#{context[:correlation_id]}"
       )
       publisher.on_publish_error(step_result, declaration, context, error)

@@ -22,7 +22,7 @@ module TaskerEvents
     # @param task_version [String] the template's `version`
     # @param task_uuid [String, nil]
     # @param step_uuid [String, nil] with `attempt`, identifies a completion for deduplication
-    # @param correlation_id [String, nil] defaults to task_uuid
+    # @param correlation_id [String, nil] defaults to task_uuid, as the events' metadata does
     # @param attempt [Integer, nil] 1 for the first try; compared with the step's retry limit
     # @raise [ValidationError] naming a missing or mistyped value
     def initialize(step_name:, namespace:, task_name:, task_version:, task_uuid: nil,
@@ -33,7 +33,7 @@ module TaskerEvents
       @task_version = text(:task_version, task_version)
       @task_uuid = task_uuid&.to_s
       @step_uuid = step_uuid&.to_s
-      @correlation_id = correlation_id&.to_s
+      @correlation_id = (correlation_id || task_uuid)&.to_s
       @attempt = attempt.nil? ? nil : positive(attempt)
       freeze
     end

@@ -257,15 +257,17 @@ RSpec.describe "TaskerEvents.dispatch_step_events" do
       expect(received).to be_empty
     end
 
-    it "publishes nothing for a step its template does not have" do
+    it "returns false and counts unknown_step for a step its template does not have" do
       start_with([event("spec.fast", "success")])
+      accepted = nil
       stderr = capture_native_stderr do
-        TaskerEvents.dispatch_step_events(declared_step_context(namespace, step_name: "other"),
-                                          { success: true })
+        context = declared_step_context(namespace, step_name: "other")
+        accepted = TaskerEvents.dispatch_step_events(context, { success: true })
         expect(TaskerEvents.flush(timeout: 5)).to be(true)
       end
+      expect(accepted).to be(false)
       expect(received).to be_empty
-      expect(stderr).to include("step completion names a step its template does not have")
+      expect(stderr).to include('reason="unknown_step"', "step_name=other")
     end
 
     it "returns false and counts channel_full when completions come faster than processed" do

@@ -206,9 +206,10 @@ RSpec.describe TaskerEvents::PublisherRunner do
       expect(result).to eq(step_result)
       expect(declaration).to eq(name: "spec.done", description: nil, condition: "success",
                                 delivery_mode: "fast", publisher: "Inspector", schema: nil)
+      # Without a correlation_id the context carries the task's, as the event's metadata does.
       expect(step_context).to eq(
         context.slice(:task_uuid, :step_uuid, :step_name, :namespace, :task_name,
-                      :task_version, :attempt).merge(correlation_id: nil)
+                      :task_version, :attempt).merge(correlation_id: context[:task_uuid])
       )
     end
 

@@ -90,6 +90,7 @@ impl std::fmt::Debug for PublishJob {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
     UnknownTemplate,
+    UnknownStep,
     ChannelFull,
     ShuttingDown,
 }
@@ -133,6 +134,9 @@ impl Dispatcher {
         let Some(template) = template else {
             return Err(self.refuse(&completion, Refusal::UnknownTemplate));
         };
+        if template.step(&context.step_name).is_none() {
+            return Err(self.refuse(&completion, Refusal::UnknownStep));
+        }
         match self.sender.try_send((template, completion)) {
             Ok(()) => Ok(()),
             Err(TrySendError::Full((_, completion))) => {
@@ -147,6 +151,7 @@ impl Dispatcher {
     fn refuse(&self, completion: &StepCompletion, refusal: Refusal) -> Refusal {
         let reason = match refusal {
             Refusal::UnknownTemplate => DropReason::UnknownTemplate,
+            Refusal::UnknownStep => DropReason::UnknownStep,
             Refusal::ChannelFull => DropReason::ChannelFull,
             Refusal::ShuttingDown => DropReason::ShuttingDown,
         };
@@ -255,15 +260,8 @@ impl DispatchProcessor {
 
     fn process(&mut self, template: &TaskTemplate, completion: StepCompletion) {
         let context = &completion.context;
+        // The dispatcher refused completions of unknown steps.
         let Some(step) = template.step(&context.step_name) else {
-            if self.log_dropped_events {
-                warn!(
-                    namespace = %context.namespace,
-                    task_name = %context.task_name,
-                    step_name = %context.step_name,
-                    "step completion names a step its template does not have"
-                );
-            }
             return;
         };
         let outcome = StepOutcome::evaluate(

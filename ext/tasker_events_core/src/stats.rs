@@ -31,10 +31,12 @@ pub enum DropReason {
     DrainThreadStopped,
     /// A step completion named a task template that was not loaded.
     UnknownTemplate,
+    /// A step completion named a step its task template does not have.
+    UnknownStep,
 }
 
 impl DropReason {
-    pub const ALL: [Self; 7] = [
+    pub const ALL: [Self; 8] = [
         Self::ChannelFull,
         Self::NoDatabase,
         Self::DatabaseError,
@@ -42,6 +44,7 @@ impl DropReason {
         Self::ShuttingDown,
         Self::DrainThreadStopped,
         Self::UnknownTemplate,
+        Self::UnknownStep,
     ];
 
     /// The name used in logs, metrics and `stats`.
@@ -54,6 +57,7 @@ impl DropReason {
             Self::ShuttingDown => "shutting_down",
             Self::DrainThreadStopped => "drain_thread_stopped",
             Self::UnknownTemplate => "unknown_template",
+            Self::UnknownStep => "unknown_step",
         }
     }
 }

@@ -281,6 +281,7 @@ fn unknown_templates_and_a_full_channel_are_refused_and_counted() {
     );
     let dispatch = system.stats().snapshot().dispatch;
     assert_eq!(dispatch.dropped["unknown_template"], 1);
+    assert_eq!(dispatch.dropped["unknown_step"], 1);
     assert_eq!(dispatch.dropped["channel_full"], refused as u64);
 }
 

@@ -1,10 +1,10 @@
 //! What the drain thread calls: register Ruby subscribers' patterns, wait for deliveries
 //! without the GVL, and report what it handled.
 
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
-use magnus::{function, Error, RArray, RHash, RModule, Ruby};
+use magnus::{function, method, prelude::*, Error, RArray, RHash, RModule, Ruby};
 use tasker_events_core::drain::{DrainItem, DrainQueue, Wait};
 use tasker_events_core::stats::{DropReason, SubscriberKind};
 use tasker_events_core::DomainEvent;
@@ -15,25 +15,22 @@ use crate::convert::{object_to_ruby, to_ruby};
 use crate::errors::{self, guard};
 use crate::gvl::without_gvl;
 
-/// The queue of the most recently started system. It outlives `shutdown` so that the drain
-/// thread can still take what was queued before the system stopped.
-static DRAIN: RwLock<Option<Arc<DrainQueue>>> = RwLock::new(None);
+/// `TaskerEvents::Native::DrainQueue`: the drain queue of one started system. Each drain
+/// thread holds the queue of the system that started it, so a thread that outlives its system
+/// (a subscriber stuck past shutdown) never takes work from the next one.
+#[magnus::wrap(class = "TaskerEvents::Native::DrainQueue", free_immediately, size)]
+pub struct RbDrainQueue(Arc<DrainQueue>);
 
-pub fn set_drain_queue(queue: Arc<DrainQueue>) {
-    *DRAIN.write().unwrap_or_else(|e| e.into_inner()) = Some(queue);
-}
-
-fn drain_queue() -> Option<Arc<DrainQueue>> {
-    DRAIN.read().unwrap_or_else(|e| e.into_inner()).clone()
-}
-
-pub fn init(_ruby: &Ruby, native: RModule) -> Result<(), Error> {
+pub fn init(ruby: &Ruby, native: RModule) -> Result<(), Error> {
     native.define_module_function("subscribe", function!(subscribe, 2))?;
     native.define_module_function("unsubscribe", function!(unsubscribe, 1))?;
-    native.define_module_function("next_batch", function!(next_batch, 2))?;
+    native.define_module_function("drain_queue", function!(current_queue, 0))?;
     native.define_module_function("ack", function!(ack, 4))?;
     native.define_module_function("ack_jobs", function!(ack_jobs, 2))?;
-    native.define_module_function("discard_pending", function!(discard_pending, 0))?;
+    let class = native.define_class("DrainQueue", ruby.class_object())?;
+    class.undef_default_alloc_func();
+    class.define_method("next_batch", method!(next_batch, 2))?;
+    class.define_method("discard_pending", method!(discard_pending, 0))?;
     Ok(())
 }
 
@@ -60,15 +57,25 @@ fn unsubscribe(id: u64) -> bool {
         .is_some_and(|system| system.bus().unsubscribe_ruby(id))
 }
 
+/// @return [DrainQueue, nil] the running system's drain queue
+fn current_queue() -> Option<RbDrainQueue> {
+    read_system()
+        .as_ref()
+        .map(|system| RbDrainQueue(system.drain_queue().clone()))
+}
+
 /// Waits without the GVL for up to `max` items.
 /// @return [Array<Array(Hash, Array<Integer>), PublishJob>, nil] event hashes with the ids of
 ///   the subscribers they match, and publisher jobs (empty after a timeout or an interrupt);
 ///   nil once the system has shut down and nothing is left.
-fn next_batch(ruby: &Ruby, max: usize, timeout: Option<f64>) -> Result<Option<RArray>, Error> {
+fn next_batch(
+    ruby: &Ruby,
+    rb_self: &RbDrainQueue,
+    max: usize,
+    timeout: Option<f64>,
+) -> Result<Option<RArray>, Error> {
     guard(ruby, || {
-        let Some(queue) = drain_queue() else {
-            return Ok(None);
-        };
+        let queue = rb_self.0.clone();
         let timeout = timeout.map(|t| Duration::from_secs_f64(t.max(0.0)));
         let waiting = Arc::clone(&queue);
         let wait = without_gvl(
@@ -135,10 +142,8 @@ fn ack_jobs(done: u64, lost: u64) {
 /// Counts whatever is still queued for the drain thread as dropped (`shutting_down`), for a
 /// shutdown whose drain thread did not finish in time.
 /// @return [Integer] how many items were discarded.
-fn discard_pending() -> u64 {
-    let items = drain_queue()
-        .map(|queue| queue.take_all())
-        .unwrap_or_default();
+fn discard_pending(rb_self: &RbDrainQueue) -> u64 {
+    let items = rb_self.0.take_all();
     let jobs = items
         .iter()
         .filter(|item| matches!(item, DrainItem::Publish(_)))

@@ -91,7 +91,6 @@ fn start(ruby: &Ruby, options: RHash, template_paths: Vec<String>) -> Result<boo
         }
         let system = EventSystem::start_with_templates(config, STATS.clone(), templates)
             .map_err(|e| errors::start(ruby, e))?;
-        super::drain::set_drain_queue(system.drain_queue().clone());
         *slot = Some(system);
         Ok(true)
     })
@@ -145,14 +144,16 @@ fn dispatch(
                 "step_result must be a Hash",
             ));
         }
+        let task_uuid = optional_uuid("task_uuid", task_uuid)?;
+        let correlation_id = optional_uuid("correlation_id", correlation_id)?.or(task_uuid);
         let context = StepContext {
-            task_uuid: optional_uuid("task_uuid", task_uuid)?,
+            task_uuid,
             step_uuid: optional_uuid("step_uuid", step_uuid)?,
             step_name,
             namespace,
             task_name,
             task_version,
-            correlation_id: optional_uuid("correlation_id", correlation_id)?,
+            correlation_id,
             attempt,
         };
         let completion = StepCompletion {
