@@ -158,11 +158,12 @@ module TaskerEvents
       event_system.configuration.settings[:log_subscriber_errors]
     end
 
-    private
-
+    # @api private
     def event_system
       @event_system ||= EventSystem.new
     end
+
+    private
 
     def string(name, value)
       return value.to_s if value.is_a?(String) || value.is_a?(Symbol)

@@ -34,6 +34,10 @@ module TaskerEvents
       self
     end
 
+    # @return [Thread, nil]
+    # @api private
+    attr_reader :thread
+
     # @return [Boolean]
     def alive?
       @thread&.alive? || false
@@ -55,10 +59,11 @@ module TaskerEvents
       finished
     end
 
-    # Counts what is still queued as dropped; for a shutdown that could not wait any longer.
+    # Counts what is still queued, or taken and unfinished, as dropped; for a shutdown that
+    # cannot wait any longer. A late acknowledgement from this thread is then ignored.
     # @return [Integer] how many items were dropped
-    def discard_pending
-      @queue.discard_pending
+    def abandon
+      @queue.abandon
     end
 
     private
@@ -97,9 +102,9 @@ module TaskerEvents
     def acknowledge(batch, counts)
       jobs_taken = batch.count { |item| item.is_a?(Native::PublishJob) }
       events_taken = batch.size - jobs_taken
-      Native.ack(counts[:events], counts[:errors], counts[:timeouts],
+      @queue.ack(counts[:events], counts[:errors], counts[:timeouts],
                  events_taken - counts[:events])
-      Native.ack_jobs(counts[:jobs], jobs_taken - counts[:jobs])
+      @queue.ack_jobs(counts[:jobs], jobs_taken - counts[:jobs])
     end
 
     def call_subscribers(event, subscriber_ids, counts)

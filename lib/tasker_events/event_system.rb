@@ -8,6 +8,10 @@ module TaskerEvents
     # @return [Configuration] the settings of the running (or last) system
     attr_reader :configuration
 
+    # @return [DrainThread, nil] the running system's drain thread
+    # @api private
+    attr_reader :drain_thread
+
     def initialize
       @mutex = Mutex.new
       @drain_thread = nil
@@ -136,7 +140,7 @@ module TaskerEvents
       return 0 unless @drain_thread
 
       @drain_thread.join(timeout)
-      lost = @drain_thread.discard_pending
+      lost = @drain_thread.abandon
       @drain_thread = nil
       if lost.positive? && @configuration.settings[:log_dropped_events]
         TaskerEvents.logger.warn("tasker_events: #{lost} drain thread items dropped at shutdown")

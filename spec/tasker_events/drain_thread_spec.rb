@@ -5,8 +5,9 @@ require "spec_helper"
 RSpec.describe TaskerEvents::DrainThread do
   let(:namespace) { unique_namespace }
 
+  # This system's drain thread; one of an earlier example may still be finishing.
   def drain_thread
-    Thread.list.find { |t| t.name == "tasker_events-drain" }
+    TaskerEvents.event_system.drain_thread.thread
   end
 
   before { TaskerEvents.start }

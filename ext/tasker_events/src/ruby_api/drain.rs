@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use magnus::{function, method, prelude::*, Error, RArray, RHash, RModule, Ruby};
 use tasker_events_core::drain::{DrainItem, DrainQueue, Wait};
-use tasker_events_core::stats::{DropReason, SubscriberKind};
+use tasker_events_core::stats::{DropReason, SettleGate, SubscriberKind};
 use tasker_events_core::DomainEvent;
 
 use super::publish_job::RbPublishJob;
@@ -18,19 +18,27 @@ use crate::gvl::without_gvl;
 /// `TaskerEvents::Native::DrainQueue`: the drain queue of one started system. Each drain
 /// thread holds the queue of the system that started it, so a thread that outlives its system
 /// (a subscriber stuck past shutdown) never takes work from the next one.
+///
+/// Its gate settles who counts what a drain thread took but had not finished when shutdown
+/// gave up on it: shutdown counts it as dropped, and the thread's late acknowledgement is then
+/// ignored, so the counters add up once shutdown returns and stay that way.
 #[magnus::wrap(class = "TaskerEvents::Native::DrainQueue", free_immediately, size)]
-pub struct RbDrainQueue(Arc<DrainQueue>);
+pub struct RbDrainQueue {
+    queue: Arc<DrainQueue>,
+    gate: SettleGate,
+}
 
 pub fn init(ruby: &Ruby, native: RModule) -> Result<(), Error> {
     native.define_module_function("subscribe", function!(subscribe, 2))?;
     native.define_module_function("unsubscribe", function!(unsubscribe, 1))?;
     native.define_module_function("drain_queue", function!(current_queue, 0))?;
-    native.define_module_function("ack", function!(ack, 4))?;
-    native.define_module_function("ack_jobs", function!(ack_jobs, 2))?;
+
     let class = native.define_class("DrainQueue", ruby.class_object())?;
     class.undef_default_alloc_func();
     class.define_method("next_batch", method!(next_batch, 2))?;
-    class.define_method("discard_pending", method!(discard_pending, 0))?;
+    class.define_method("ack", method!(ack, 4))?;
+    class.define_method("ack_jobs", method!(ack_jobs, 2))?;
+    class.define_method("abandon", method!(abandon, 0))?;
     Ok(())
 }
 
@@ -59,9 +67,10 @@ fn unsubscribe(id: u64) -> bool {
 
 /// @return [DrainQueue, nil] the running system's drain queue
 fn current_queue() -> Option<RbDrainQueue> {
-    read_system()
-        .as_ref()
-        .map(|system| RbDrainQueue(system.drain_queue().clone()))
+    read_system().as_ref().map(|system| RbDrainQueue {
+        queue: system.drain_queue().clone(),
+        gate: SettleGate::default(),
+    })
 }
 
 /// Waits without the GVL for up to `max` items.
@@ -75,7 +84,7 @@ fn next_batch(
     timeout: Option<f64>,
 ) -> Result<Option<RArray>, Error> {
     guard(ruby, || {
-        let queue = rb_self.0.clone();
+        let queue = rb_self.queue.clone();
         let timeout = timeout.map(|t| Duration::from_secs_f64(t.max(0.0)));
         let waiting = Arc::clone(&queue);
         let wait = without_gvl(
@@ -120,41 +129,42 @@ pub fn event_to_ruby(ruby: &Ruby, event: &DomainEvent) -> Result<RHash, Error> {
 /// Records that the drain thread handed `delivered` events to their subscribers (`errors`
 /// subscriber calls raised, `timeouts` were abandoned) and lost `lost` events it had taken,
 /// because it was stopped mid-batch.
-fn ack(delivered: u64, errors: u64, timeouts: u64, lost: u64) {
-    STATS.ruby_subscribers.deliver(delivered);
-    STATS
-        .ruby_subscribers
-        .drop_events(DropReason::DrainThreadStopped, lost);
+fn ack(rb_self: &RbDrainQueue, delivered: u64, errors: u64, timeouts: u64, lost: u64) {
+    rb_self.gate.count(|| {
+        STATS.ruby_subscribers.deliver(delivered);
+        STATS
+            .ruby_subscribers
+            .drop_events(DropReason::DrainThreadStopped, lost);
+    });
     STATS.record_subscriber_errors(SubscriberKind::Ruby, errors);
     STATS.record_subscriber_timeouts(SubscriberKind::Ruby, timeouts);
     STATS.notify_progress();
 }
 
 /// Records that the drain thread ran `done` publisher jobs and lost `lost` it had taken.
-fn ack_jobs(done: u64, lost: u64) {
-    STATS.ruby_publishers.deliver(done);
-    STATS
-        .ruby_publishers
-        .drop_events(DropReason::DrainThreadStopped, lost);
+fn ack_jobs(rb_self: &RbDrainQueue, done: u64, lost: u64) {
+    rb_self.gate.count(|| {
+        STATS.ruby_publishers.deliver(done);
+        STATS
+            .ruby_publishers
+            .drop_events(DropReason::DrainThreadStopped, lost);
+    });
     STATS.notify_progress();
 }
 
-/// Counts whatever is still queued for the drain thread as dropped (`shutting_down`), for a
-/// shutdown whose drain thread did not finish in time.
-/// @return [Integer] how many items were discarded.
-fn discard_pending(rb_self: &RbDrainQueue) -> u64 {
-    let items = rb_self.0.take_all();
-    let jobs = items
-        .iter()
-        .filter(|item| matches!(item, DrainItem::Publish(_)))
-        .count() as u64;
-    let deliveries = items.len() as u64 - jobs;
-    STATS
-        .ruby_subscribers
-        .drop_events(DropReason::ShuttingDown, deliveries);
-    STATS
-        .ruby_publishers
-        .drop_events(DropReason::ShuttingDown, jobs);
+/// Gives up on the drain thread, for a shutdown that cannot wait any longer: everything still
+/// queued for it, or taken and not yet acknowledged, is counted as dropped (`shutting_down`).
+/// @return [Integer] how many events and publisher jobs were dropped
+fn abandon(rb_self: &RbDrainQueue) -> u64 {
+    rb_self.queue.take_all();
+    let mut lost = 0;
+    rb_self.gate.close(|| {
+        for path in [&STATS.ruby_subscribers, &STATS.ruby_publishers] {
+            let queued = path.snapshot().queued;
+            path.drop_events(DropReason::ShuttingDown, queued);
+            lost += queued;
+        }
+    });
     STATS.notify_progress();
-    items.len() as u64
+    lost
 }
