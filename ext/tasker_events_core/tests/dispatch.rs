@@ -270,6 +270,11 @@ fn unknown_templates_and_a_full_channel_are_refused_and_counted() {
         system.dispatcher().dispatch(unknown),
         Err(Refusal::UnknownTemplate)
     );
+    let stray = completion("no_such_step", 1, json!({"success": true}));
+    assert_eq!(
+        system.dispatcher().dispatch(stray),
+        Err(Refusal::UnknownStep)
+    );
 
     let refused = (0..1000)
         .map(|_| completion("process_payment", 1, json!({"success": false})))
