@@ -379,17 +379,7 @@ impl<'a> Parser<'a> {
 
         let mut steps: Vec<StepTemplate> = Vec::with_capacity(entries.len());
         for (index, entry) in entries.iter().enumerate() {
-            let map = self.entry(entry, "steps", index, list_at)?;
-            let entry_at = Context {
-                line: None,
-                ..list_at
-            };
-            let name = self
-                .name(map, "name", entry_at)
-                .map_err(|err| TemplateError {
-                    message: format!("step #{}: {}", index + 1, err.message),
-                    ..err
-                })?;
+            let (map, name) = self.named_entry(entry, "steps", "step", index, list_at)?;
 
             let earlier = steps.iter().filter(|step| step.name == name).count();
             let at = Context {
@@ -457,17 +447,8 @@ impl<'a> Parser<'a> {
                 event: None,
                 line: search_from,
             };
-            let map = self.entry(entry, key, index, list_at)?;
-            let name_at = Context {
-                line: None,
-                ..list_at
-            };
-            let name = self
-                .name(map, "name", name_at)
-                .map_err(|err| TemplateError {
-                    message: format!("{key} entry #{}: {}", index + 1, err.message),
-                    ..err
-                })?;
+            let label = format!("{key} entry");
+            let (map, name) = self.named_entry(entry, key, &label, index, list_at)?;
 
             let earlier = events.iter().filter(|event| event.name == name).count();
             let at = Context {
@@ -613,6 +594,30 @@ impl<'a> Parser<'a> {
                 Err(self.error(at, message))
             }
         }
+    }
+
+    /// An entry of a list of named mappings (steps, event declarations) and its `name`; a
+    /// missing name is reported as `<label> #<position>`, since there is no name to show.
+    fn named_entry<'m>(
+        &self,
+        entry: &'m Yaml,
+        key: &str,
+        label: &str,
+        index: usize,
+        list_at: Context,
+    ) -> Result<(&'m Mapping, String), TemplateError> {
+        let map = self.entry(entry, key, index, list_at)?;
+        let name_at = Context {
+            line: None,
+            ..list_at
+        };
+        let name = self
+            .name(map, "name", name_at)
+            .map_err(|err| TemplateError {
+                message: format!("{label} #{}: {}", index + 1, err.message),
+                ..err
+            })?;
+        Ok((map, name))
     }
 
     fn wrong_type(&self, key: &str, expected: &str, value: &Yaml, at: Context) -> TemplateError {
