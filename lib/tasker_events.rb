@@ -17,6 +17,7 @@ require_relative "tasker_events/publisher_registry"
 require_relative "tasker_events/publisher_runner"
 require_relative "tasker_events/step_context"
 require_relative "tasker_events/task_template"
+require_relative "tasker_events/log_writer"
 require_relative "tasker_events/drain_thread"
 require_relative "tasker_events/event_system"
 
@@ -26,6 +27,10 @@ require_relative "tasker_events/event_system"
 module TaskerEvents
   DELIVERY_MODES = %i[durable fast broadcast].freeze
 
+  # Ruby Logger levels as the Rust core names them.
+  LOG_LEVELS = { Logger::DEBUG => "debug", Logger::INFO => "info", Logger::WARN => "warn",
+                 Logger::ERROR => "error", Logger::FATAL => "off", Logger::UNKNOWN => "off" }.freeze
+
   @logger = nil
 
   class << self
@@ -33,7 +38,9 @@ module TaskerEvents
     # dispatcher and the drain thread. Idempotent: a second call while running changes nothing
     # and returns false.
     #
-    # @param logger [Logger, nil] where the gem's Ruby side logs (default: $stderr at WARN)
+    # @param logger [Logger, nil] where the gem logs, the Rust core's lines included (default:
+    #   $stderr at WARN); the core logs at the logger's level
+    # @param log_format [Symbol] :text (`key=value` fields) or :json
     # @param templates [Array<String>] paths or globs of YAML task templates
     # @param config [String, nil] a directory with base/worker.toml and
     #   environments/<environment>/worker.toml; keyword settings override it
@@ -47,11 +54,11 @@ module TaskerEvents
     # @raise [ConfigError] for an unknown or invalid setting
     # @raise [TemplateError] for a malformed template
     # @raise [UnknownPublisherError] with `strict_publishers: true`
-    def start(logger: nil, templates: [], config: nil, environment: nil,
+    def start(logger: nil, log_format: :text, templates: [], config: nil, environment: nil,
               strict_publishers: false, **settings)
       self.logger = logger if logger
-      event_system.start(templates:, config:, environment:,
-                         strict_publishers:, settings:)
+      event_system.start(templates:, config:, environment:, strict_publishers:, log_format:,
+                         settings:)
     end
 
     # @return [Boolean]
@@ -148,10 +155,14 @@ module TaskerEvents
 
     # @return [Logger]
     def logger
-      @logger ||= Logger.new($stderr, level: Logger::WARN, progname: "tasker_events")
+      @logger ||= Logger.new($stderr, level: Logger::WARN)
     end
 
-    attr_writer :logger
+    # Sets the gem's logger; the Rust core then logs at its level. nil restores the default.
+    def logger=(logger)
+      @logger = logger
+      Native.log_level = LOG_LEVELS.fetch(self.logger.level, "error")
+    end
 
     # @api private
     def log_subscriber_errors?

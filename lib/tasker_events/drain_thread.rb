@@ -17,8 +17,10 @@ module TaskerEvents
     # @param registry [SubscriberRegistry]
     # @param publishers [PublisherRunner]
     # @param dispatch_timeout [Float] seconds a subscriber may take for one event
-    def initialize(queue, registry, publishers, dispatch_timeout:)
+    # @param log_writer [LogWriter] writes the core's log lines
+    def initialize(queue, registry, publishers, dispatch_timeout:, log_writer: LogWriter.new)
       @queue = queue
+      @log_writer = log_writer
       @registry = registry
       @publishers = publishers
       @dispatch_timeout = dispatch_timeout
@@ -59,6 +61,11 @@ module TaskerEvents
       finished
     end
 
+    # Writes the core's waiting log lines to the logger.
+    def write_logs
+      @log_writer.write(*@queue.take_logs)
+    end
+
     # Counts what is still queued, or taken and unfinished, as dropped; for a shutdown that
     # cannot wait any longer. A late acknowledgement from this thread is then ignored.
     # @return [Integer] how many items were dropped
@@ -74,6 +81,7 @@ module TaskerEvents
     def run
       loop do
         batch = @queue.next_batch(BATCH_SIZE, nil)
+        write_logs
         break if batch.nil?
 
         deliver(batch) unless batch.empty?

@@ -20,7 +20,7 @@ module TaskerEvents
     end
 
     # @return [Boolean] true when this call started the system
-    def start(templates:, config:, environment:, strict_publishers:, settings:)
+    def start(templates:, config:, environment:, strict_publishers:, log_format:, settings:)
       configuration = configuration_for(config, environment, settings)
       paths = template_paths(templates)
       @mutex.synchronize do
@@ -31,7 +31,7 @@ module TaskerEvents
         return false unless Native.start(configuration.to_native, paths)
 
         @configuration = configuration
-        start_drain_thread
+        start_drain_thread(LogWriter.new(log_format))
         install_exit_hook
         true
       end
@@ -112,13 +112,13 @@ module TaskerEvents
       TaskerEvents.logger.warn("tasker_events: #{message}; their events use the default publisher")
     end
 
-    def start_drain_thread
+    def start_drain_thread(log_writer)
       return unless @configuration.settings[:ffi_integration_enabled]
 
       timeout = @configuration.settings[:dispatch_timeout_ms] / 1000.0
       @drain_thread = DrainThread.new(Native.drain_queue, SubscriberRegistry.instance,
-                                      PublisherRunner.new,
-                                      dispatch_timeout: timeout).start
+                                      PublisherRunner.new, dispatch_timeout: timeout,
+                                                           log_writer:).start
       SubscriberRegistry.instance.attach_all
     end
 
@@ -141,6 +141,9 @@ module TaskerEvents
 
       @drain_thread.join(timeout)
       lost = @drain_thread.abandon
+      # Lines logged while the thread finished; later ones go to standard error.
+      @drain_thread.write_logs
+      Native.detach_logs
       @drain_thread = nil
       if lost.positive? && @configuration.settings[:log_dropped_events]
         TaskerEvents.logger.warn("tasker_events: #{lost} drain thread items dropped at shutdown")

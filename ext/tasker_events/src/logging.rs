@@ -1,23 +1,198 @@
-//! Where the core's `tracing` output goes: standard error, at the level named by the
-//! `TASKER_EVENTS_LOG` environment variable (error, warn, info, debug, trace; default warn).
-//! Payloads are only logged at debug and below.
+//! Where the core's `tracing` output goes.
+//!
+//! While a system runs with a drain thread, each line is handed to its drain queue and the
+//! drain thread writes it to the Ruby `Logger` given to `start`: Ruby code never runs on a
+//! Rust thread, and a Rust thread never waits for the GVL to log. Otherwise (before `start`,
+//! after `shutdown`, or with `ffi_integration_enabled = false`) lines go to standard error.
+//!
+//! The level follows the Ruby logger's (`TaskerEvents::Native.log_level=`), falling back to
+//! the `TASKER_EVENTS_LOG` environment variable, then warn. Payloads are logged at debug only;
+//! any field that holds a connection URL has its password masked before it leaves here.
 
-use std::io::IsTerminal;
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, RwLock};
 
-use tracing_subscriber::filter::LevelFilter;
+use tasker_events_core::config::redact_url;
+use tasker_events_core::drain::{DrainQueue, LogRecord};
+use tracing::field::{Field, Visit};
+use tracing::subscriber::Interest;
+use tracing::{Event, Level, Metadata, Subscriber};
+use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::prelude::*;
 
+/// The most verbose level logged: 0 = off, 1 = error ... 5 = trace.
+static MAX_LEVEL: AtomicU8 = AtomicU8::new(2);
+
+/// The drain queue that takes log lines, while a drain thread runs.
+static SINK: RwLock<Option<Arc<DrainQueue>>> = RwLock::new(None);
+
 pub fn init() {
-    let level = std::env::var("TASKER_EVENTS_LOG")
+    let from_env = std::env::var("TASKER_EVENTS_LOG")
         .ok()
-        .and_then(|value| value.parse::<LevelFilter>().ok())
-        .unwrap_or(LevelFilter::WARN);
-    let layer = tracing_subscriber::fmt::layer()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_target(false)
-        .with_filter(level);
+        .and_then(|v| level_rank(&v));
+    MAX_LEVEL.store(from_env.unwrap_or(2), Ordering::Relaxed);
     // Another library in the process may have set a global subscriber first; then its
     // configuration wins and ours is not installed.
-    let _ = tracing_subscriber::registry().with(layer).try_init();
+    let _ = tracing_subscriber::registry().with(BridgeLayer).try_init();
+}
+
+/// Sets the most verbose level logged, by name (`error` ... `trace`, or `off`).
+pub fn set_level(name: &str) -> bool {
+    match level_rank(name) {
+        Some(rank) => {
+            MAX_LEVEL.store(rank, Ordering::Relaxed);
+            true
+        }
+        None => false,
+    }
+}
+
+/// Sends log lines to `queue`'s drain thread from now on; `None` sends them to standard error.
+pub fn set_sink(queue: Option<Arc<DrainQueue>>) {
+    *SINK.write().unwrap_or_else(|e| e.into_inner()) = queue;
+}
+
+fn level_rank(name: &str) -> Option<u8> {
+    match name.trim().to_ascii_lowercase().as_str() {
+        "off" | "none" | "fatal" | "unknown" => Some(0),
+        "error" => Some(1),
+        "warn" | "warning" => Some(2),
+        "info" => Some(3),
+        "debug" => Some(4),
+        "trace" => Some(5),
+        _ => None,
+    }
+}
+
+fn rank(level: &Level) -> u8 {
+    match *level {
+        Level::ERROR => 1,
+        Level::WARN => 2,
+        Level::INFO => 3,
+        Level::DEBUG => 4,
+        Level::TRACE => 5,
+    }
+}
+
+struct BridgeLayer;
+
+impl<S: Subscriber> Layer<S> for BridgeLayer {
+    // The level can change at run time, so no callsite may be cached as always off.
+    fn register_callsite(&self, _metadata: &'static Metadata<'static>) -> Interest {
+        Interest::sometimes()
+    }
+
+    fn enabled(&self, metadata: &Metadata<'_>, _ctx: Context<'_, S>) -> bool {
+        rank(metadata.level()) <= MAX_LEVEL.load(Ordering::Relaxed)
+    }
+
+    fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
+        let mut fields = Fields::default();
+        event.record(&mut fields);
+        let record = LogRecord {
+            level: event.metadata().level().as_str(),
+            message: fields.message,
+            fields: fields.fields,
+        };
+        let sink = SINK.read().unwrap_or_else(|e| e.into_inner()).clone();
+        match sink {
+            Some(queue) => {
+                queue.push_log(record);
+            }
+            None => write_stderr(&record),
+        }
+    }
+}
+
+#[derive(Default)]
+struct Fields {
+    message: String,
+    fields: Vec<(String, String)>,
+}
+
+impl Fields {
+    fn add(&mut self, field: &Field, value: String) {
+        if field.name() == "message" {
+            self.message = value;
+        } else {
+            self.fields.push((field.name().to_owned(), mask(value)));
+        }
+    }
+}
+
+impl Visit for Fields {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.add(field, value.to_owned());
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        self.add(field, format!("{value:?}"));
+    }
+}
+
+/// Masks the password of any connection URL inside a value.
+fn mask(value: String) -> String {
+    if !value.contains("://") {
+        return value;
+    }
+    value
+        .split(' ')
+        .map(redact_url)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// `LEVEL message key=value ...`, with values quoted when they contain spaces.
+pub fn format_line(record: &LogRecord) -> String {
+    let mut line = format!("{} {}", record.level, record.message);
+    for (key, value) in &record.fields {
+        if value.is_empty() || value.contains(char::is_whitespace) || value.contains('"') {
+            let _ = write!(line, " {key}={value:?}");
+        } else {
+            let _ = write!(line, " {key}={value}");
+        }
+    }
+    line
+}
+
+fn write_stderr(record: &LogRecord) {
+    let line = format!("tasker_events: {}\n", format_line(record));
+    let _ = std::io::stderr().write_all(line.as_bytes());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masks_passwords_in_any_url_field() {
+        let value = "connect to postgres://u:secret@h/db failed".to_owned();
+        assert_eq!(mask(value), "connect to postgres://u:***@h/db failed");
+        assert_eq!(mask("plain".to_owned()), "plain");
+    }
+
+    #[test]
+    fn formats_key_values_quoting_spaces() {
+        let record = LogRecord {
+            level: "WARN",
+            message: "domain event dropped".into(),
+            fields: vec![
+                ("event_name".into(), "a.b".into()),
+                ("detail".into(), "x y".into()),
+            ],
+        };
+        assert_eq!(
+            format_line(&record),
+            "WARN domain event dropped event_name=a.b detail=\"x y\""
+        );
+    }
+
+    #[test]
+    fn level_names() {
+        assert_eq!(level_rank("WARN"), Some(2));
+        assert_eq!(level_rank("debug"), Some(4));
+        assert_eq!(level_rank("loud"), None);
+    }
 }

@@ -1,5 +1,6 @@
 //! The hand-off to the drain thread: the one thread of the host language that calls its
-//! subscribers (with events from the bus) and its publishers (with jobs from dispatch).
+//! subscribers (with events from the bus) and its publishers (with jobs from dispatch), and
+//! writes the core's log lines to the host's logger.
 //!
 //! The queue is bounded: when it is full, `try_push` hands the delivery back and the bus counts
 //! it as dropped, so a slow subscriber costs events, never memory or the publisher's time. The
@@ -43,9 +44,25 @@ pub enum Wait {
     Closed,
 }
 
+/// Log lines kept for the drain thread; past this, new lines are counted and not kept, so a
+/// burst of warnings cannot grow memory.
+pub const LOG_CAPACITY: usize = 1000;
+
+/// One line the core logged, for the host language's logger.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogRecord {
+    /// `ERROR`, `WARN`, `INFO`, `DEBUG` or `TRACE`.
+    pub level: &'static str,
+    pub message: String,
+    /// Structured fields in the order they were logged.
+    pub fields: Vec<(String, String)>,
+}
+
 #[derive(Debug, Default)]
 struct State {
     items: VecDeque<DrainItem>,
+    logs: VecDeque<LogRecord>,
+    logs_dropped: u64,
     closed: bool,
     interrupted: bool,
 }
@@ -85,7 +102,30 @@ impl DrainQueue {
         Ok(())
     }
 
-    /// Waits up to `timeout` (forever with `None`) for deliveries and takes up to `max`.
+    /// Keeps a log line for the drain thread and wakes it; returns false (and counts the line)
+    /// when [`LOG_CAPACITY`] lines are already waiting.
+    pub fn push_log(&self, record: LogRecord) -> bool {
+        let mut state = self.lock();
+        if state.logs.len() >= LOG_CAPACITY {
+            state.logs_dropped += 1;
+            return false;
+        }
+        state.logs.push_back(record);
+        drop(state);
+        self.ready.notify_one();
+        true
+    }
+
+    /// Takes the waiting log lines, and how many were dropped since the last call.
+    pub fn take_logs(&self) -> (Vec<LogRecord>, u64) {
+        let mut state = self.lock();
+        let dropped = std::mem::take(&mut state.logs_dropped);
+        (state.logs.drain(..).collect(), dropped)
+    }
+
+    /// Waits up to `timeout` (forever with `None`) for deliveries and takes up to `max`. Log
+    /// lines also end the wait, with an empty batch: the caller takes them with
+    /// [`DrainQueue::take_logs`].
     pub fn wait_batch(&self, max: usize, timeout: Option<Duration>) -> Wait {
         let deadline = timeout.map(|t| std::time::Instant::now() + t);
         let mut state = self.lock();
@@ -94,7 +134,7 @@ impl DrainQueue {
                 state.interrupted = false;
                 return Wait::Interrupted;
             }
-            if !state.items.is_empty() {
+            if !state.items.is_empty() || !state.logs.is_empty() {
                 let n = max.max(1).min(state.items.len());
                 return Wait::Batch(state.items.drain(..n).collect());
             }
@@ -190,6 +230,30 @@ mod tests {
             queue.wait_batch(10, Some(Duration::from_millis(5))),
             Wait::TimedOut
         ));
+    }
+
+    #[test]
+    fn log_lines_wake_the_drain_thread_and_are_bounded() {
+        let queue = Arc::new(DrainQueue::new(4));
+        let waiter = {
+            let queue = queue.clone();
+            std::thread::spawn(move || queue.wait_batch(1, None))
+        };
+        let record = LogRecord {
+            level: "WARN",
+            message: "m".into(),
+            fields: vec![("k".into(), "v".into())],
+        };
+        assert!(queue.push_log(record.clone()));
+        assert!(matches!(waiter.join().unwrap(), Wait::Batch(b) if b.is_empty()));
+        for _ in 1..LOG_CAPACITY {
+            assert!(queue.push_log(record.clone()));
+        }
+        assert!(!queue.push_log(record.clone()));
+        let (logs, dropped) = queue.take_logs();
+        assert_eq!((logs.len(), dropped), (LOG_CAPACITY, 1));
+        assert_eq!(logs[0], record);
+        assert_eq!(queue.take_logs(), (vec![], 0));
     }
 
     #[test]

@@ -39,6 +39,7 @@ pub fn init(ruby: &Ruby, native: RModule) -> Result<(), Error> {
     class.define_method("ack", method!(ack, 4))?;
     class.define_method("ack_jobs", method!(ack_jobs, 2))?;
     class.define_method("abandon", method!(abandon, 0))?;
+    class.define_method("take_logs", method!(take_logs, 0))?;
     Ok(())
 }
 
@@ -150,6 +151,22 @@ fn ack_jobs(rb_self: &RbDrainQueue, done: u64, lost: u64) {
             .drop_events(DropReason::DrainThreadStopped, lost);
     });
     STATS.notify_progress();
+}
+
+/// Takes the core's waiting log lines.
+/// @return [Array(Array<Array(String, String, Hash)>, Integer)] `[level, message, fields]`
+///   per line, and how many lines were dropped because too many were waiting
+fn take_logs(ruby: &Ruby, rb_self: &RbDrainQueue) -> Result<(RArray, u64), Error> {
+    let (logs, dropped) = rb_self.queue.take_logs();
+    let lines = ruby.ary_new_capa(logs.len());
+    for record in logs {
+        let fields = ruby.hash_new();
+        for (key, value) in record.fields {
+            fields.aset(ruby.to_symbol(key), value)?;
+        }
+        lines.push((record.level, record.message, fields))?;
+    }
+    Ok((lines, dropped))
 }
 
 /// Gives up on the drain thread, for a shutdown that cannot wait any longer: everything still

@@ -33,6 +33,8 @@ pub fn init(_ruby: &Ruby, native: RModule) -> Result<(), Error> {
     native.define_module_function("start", function!(start, 2))?;
     native.define_module_function("dispatch", function!(dispatch, 9))?;
     native.define_module_function("template_publishers", function!(template_publishers, 0))?;
+    native.define_module_function("log_level=", function!(set_log_level, 1))?;
+    native.define_module_function("detach_logs", function!(detach_logs, 0))?;
     native.define_module_function("running?", function!(is_running, 0))?;
     native.define_module_function("shutdown", function!(shutdown, 0))?;
     native.define_module_function("publish", function!(publish, 10))?;
@@ -89,8 +91,13 @@ fn start(ruby: &Ruby, options: RHash, template_paths: Vec<String>) -> Result<boo
         if slot.is_some() {
             return Ok(false);
         }
+        let ffi = config.ffi_integration_enabled;
         let system = EventSystem::start_with_templates(config, STATS.clone(), templates)
             .map_err(|e| errors::start(ruby, e))?;
+        // Without a drain thread nobody would write the lines; they stay on standard error.
+        if ffi {
+            crate::logging::set_sink(Some(system.drain_queue().clone()));
+        }
         *slot = Some(system);
         Ok(true)
     })
@@ -168,6 +175,22 @@ fn dispatch(
         };
         Ok(system.dispatcher().dispatch(completion).is_ok())
     })
+}
+
+/// Sets the most verbose level the core logs (`error` ... `trace`, or `off`), to match the
+/// Ruby logger's.
+fn set_log_level(ruby: &Ruby, level: String) -> Result<String, Error> {
+    if crate::logging::set_level(&level) {
+        Ok(level)
+    } else {
+        let message = format!("invalid log level {level:?}: expected error, warn, info, debug");
+        Err(errors::error(ruby, "ValidationError", message))
+    }
+}
+
+/// Sends the core's log lines to standard error again, once the drain thread has ended.
+fn detach_logs() {
+    crate::logging::set_sink(None);
 }
 
 /// @return [Array<String>] every `publisher:` named by the loaded templates

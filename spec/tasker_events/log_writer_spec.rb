@@ -1,0 +1,92 @@
+# frozen_string_literal: true
+
+require "spec_helper"
+require "json"
+
+RSpec.describe TaskerEvents::LogWriter do
+  let(:io) { StringIO.new }
+  let(:namespace) { unique_namespace }
+
+  after { TaskerEvents.logger = nil }
+
+  # The core's lines arrive through the drain thread, a moment after they were logged.
+  def logged(text)
+    deadline = Time.now + 5
+    sleep 0.01 until io.string.include?(text) || Time.now > deadline
+    io.string
+  end
+
+  describe "the core's log lines" do
+    it "reach the Ruby logger with their structured fields" do
+      TaskerEvents.start(logger: Logger.new(io, level: Logger::WARN))
+      # Broadcast: the fast side takes it (so there is an id), the durable side drops it.
+      id = TaskerEvents.publish("order.placed", { secret: "s3" }, namespace:,
+                                                                  delivery_mode: :broadcast)
+      line = logged("domain event dropped").lines.grep(/domain event dropped/).first
+
+      expect(id).to be_a(String)
+      expect(line).to include("WARN", "tasker_events: domain event dropped", "event_id=#{id} ",
+                              "event_name=order.placed", "namespace=#{namespace}",
+                              "reason=no_database", "path=durable")
+      expect(line).to match(/correlation_id=\h{8}-/)
+    end
+
+    it "are written by the drain thread, never by a Rust thread" do
+      threads = []
+      logger = Logger.new(io, level: Logger::WARN)
+      logger.formatter = proc do |_severity, _time, _progname, message|
+        threads << Thread.current.name
+        "#{message}\n"
+      end
+      TaskerEvents.start(logger:)
+      TaskerEvents.publish("order.placed", {}, namespace:)
+      logged("domain event dropped")
+      expect(threads).to all(eq("tasker_events-drain"))
+      expect(threads).not_to be_empty
+    end
+
+    it "follow the logger's level: payloads appear only at debug" do
+      TaskerEvents.start(logger: Logger.new(io, level: Logger::WARN))
+      TaskerEvents.publish("order.placed", { card: "4242" }, namespace:, delivery_mode: :fast)
+      TaskerEvents.publish("order.placed", {}, namespace:)
+      logged("domain event dropped")
+      expect(io.string).not_to include("4242", "DEBUG")
+
+      TaskerEvents.logger = Logger.new(io, level: Logger::DEBUG)
+      TaskerEvents.publish("order.placed", { card: "4242" }, namespace:, delivery_mode: :fast)
+      expect(logged("4242")).to include("routing domain event")
+    end
+
+    it "can be JSON, one object per line" do
+      TaskerEvents.start(logger: Logger.new(io, level: Logger::WARN), log_format: :json)
+      logger = TaskerEvents.logger
+      logger.formatter = proc { |_severity, _time, _progname, message| "#{message}\n" }
+      id = TaskerEvents.publish("order.placed", {}, namespace:, delivery_mode: :broadcast)
+      line = logged("domain event dropped").lines.find { |l| l.include?("dropped") }
+      expect(id).to be_a(String)
+      expect(JSON.parse(line)).to include("message" => "domain event dropped", "event_id" => id,
+                                          "namespace" => namespace, "reason" => "no_database")
+    end
+
+    it "never show a database password" do
+      TaskerEvents.start(logger: Logger.new(io, level: Logger::DEBUG), connect_timeout_ms: 300,
+                         database_url: "postgres://app:hunter2@127.0.0.1:1/app")
+      TaskerEvents.publish("order.placed", {}, namespace:)
+      TaskerEvents.flush(timeout: 5)
+      logged("database_error")
+      expect(io.string).to include("database_error")
+      expect(io.string).not_to include("hunter2")
+    end
+  end
+
+  describe "#render" do
+    it "quotes values with spaces, quotes or equals signs" do
+      text = described_class.new.render("m", a: "x y", b: "plain", c: "k=v", d: "")
+      expect(text).to eq('tasker_events: m a="x y" b=plain c="k=v" d=""')
+    end
+
+    it "refuses an unknown format" do
+      expect { described_class.new(:xml) }.to raise_error(TaskerEvents::ConfigError, /:xml/)
+    end
+  end
+end
