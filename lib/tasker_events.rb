@@ -20,6 +20,7 @@ require_relative "tasker_events/task_template"
 require_relative "tasker_events/log_writer"
 require_relative "tasker_events/drain_thread"
 require_relative "tasker_events/event_system"
+require_relative "tasker_events/test_mode"
 
 # Domain events for workflow workers: publish business events from step handlers and have a
 # Rust core deliver them to PGMQ (durable), to in-process subscribers (fast), or both

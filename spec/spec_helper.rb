@@ -2,6 +2,7 @@
 
 $LOAD_PATH.unshift(File.expand_path("../lib", __dir__))
 require "tasker_events"
+require "tasker_events/rspec"
 require "securerandom"
 
 Dir[File.join(__dir__, "support/**/*.rb")].each { |file| require file }

@@ -51,7 +51,7 @@ module TaskerEvents
 
     # Called when any hook raised; unless that was {#after_publish}, the event was not
     # published.
-    # @param error [StandardError]
+    # @param error [StandardError, ScriptError]
     def on_publish_error(_step_result, _event_declaration, _step_context, _error); end
   end
 end

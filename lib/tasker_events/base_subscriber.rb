@@ -64,7 +64,7 @@ module TaskerEvents
 
     # Called when {#before_handle}, {#handle} or {#after_handle} raised.
     # @param event [Hash]
-    # @param error [StandardError]
+    # @param error [StandardError, ScriptError]
     def on_handle_error(_event, _error); end
 
     # @return [Logger] the gem's logger
@@ -101,7 +101,7 @@ module TaskerEvents
       handle(event)
       after_handle(event)
       true
-    rescue StandardError => e
+    rescue *USER_CODE_ERRORS => e
       @tasker_events_errors = (@tasker_events_errors || 0) + 1
       report_error(event, e)
       false
@@ -134,7 +134,7 @@ module TaskerEvents
     def report_error(event, error)
       log_error(event, error)
       on_handle_error(event, error)
-    rescue StandardError => e
+    rescue *USER_CODE_ERRORS => e
       TaskerEvents.logger.warn("tasker_events: #{self.class}#on_handle_error raised #{e.class}")
     end
 

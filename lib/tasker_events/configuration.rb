@@ -17,7 +17,8 @@ module TaskerEvents
       pool_size: 2,
       connect_timeout_ms: 2000,
       ffi_integration_enabled: true,
-      deduplication_cache_size: 10_000
+      deduplication_cache_size: 10_000,
+      test_mode: false
     }.freeze
 
     # The worker.toml files the gem ships: the design's base values and its test and
@@ -25,7 +26,7 @@ module TaskerEvents
     SHIPPED_DIR = File.expand_path("../../config/tasker", __dir__)
 
     BOOLEANS = %i[install_pgmq log_subscriber_errors log_dropped_events
-                  ffi_integration_enabled].freeze
+                  ffi_integration_enabled test_mode].freeze
 
     # Settings for which 0 is meaningful (it turns the feature off).
     ZERO_ALLOWED = %i[deduplication_cache_size].freeze

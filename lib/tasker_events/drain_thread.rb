@@ -85,7 +85,7 @@ module TaskerEvents
         break if batch.nil?
 
         deliver(batch) unless batch.empty?
-      rescue StandardError => e
+      rescue *USER_CODE_ERRORS => e
         TaskerEvents.logger.error("tasker_events: drain thread caught #{e.class}: #{e.message}")
       end
     end

@@ -24,4 +24,10 @@ module TaskerEvents
   # UUID, or a payload value without a JSON form. It is an ArgumentError, as Ruby expects for
   # bad arguments; the message names the value and where it was.
   class ValidationError < ArgumentError; end
+
+  # What the gem contains when subscriber or publisher code raises it: every StandardError, plus
+  # ScriptError (NotImplementedError from an unfinished hook, a LoadError from a lazy require),
+  # which is a bug in one class and must not stop the drain thread that serves all the others.
+  # Interrupts, SystemExit and NoMemoryError still propagate.
+  USER_CODE_ERRORS = [StandardError, ScriptError].freeze
 end

@@ -51,7 +51,7 @@ module TaskerEvents
     # Runs publisher code; an exception is counted, logged and passed to on_publish_error.
     def call_hook(job, hooks, args, consequence)
       yield
-    rescue StandardError => e
+    rescue *USER_CODE_ERRORS => e
       job.record("publisher_error", 1)
       report(hooks, args, e, consequence)
       false
@@ -65,7 +65,7 @@ module TaskerEvents
         "step_name=#{context[:step_name]} correlation_id=#{context[:correlation_id]}"
       )
       publisher.on_publish_error(step_result, declaration, context, error)
-    rescue StandardError => e
+    rescue *USER_CODE_ERRORS => e
       TaskerEvents.logger.warn("tasker_events: #{publisher.name}#on_publish_error raised " \
                                "#{e.class}")
     end

@@ -57,6 +57,8 @@ RSpec.describe TaskerEvents::BasePublisher do
     expect(publisher.after_publish(step_result, declaration)).to be_nil
   end
 
+  it_behaves_like "a tasker_events publisher", TaskerEvents::BasePublisher.new
+
   it "is the base class tasker-core code names" do
     expect(TaskerCore::DomainEvents::BasePublisher).to be(described_class)
   end

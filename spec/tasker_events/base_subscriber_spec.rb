@@ -88,6 +88,22 @@ RSpec.describe TaskerEvents::BaseSubscriber do
       expect(failing.stats).to eq(received: 2, errors: 2, timeouts: 0)
     end
 
+    it "is contained when it never implemented #handle (a ScriptError, not a StandardError)" do
+      unfinished = Class.new(described_class) { subscribes_to "a.b" }.new
+      TaskerEvents::SubscriberRegistry.instance.register_instance(unfinished).start_all!
+      healthy = recording_subscriber("a.b")
+
+      change = stat_change(:subscriber_errors, :ruby) do
+        2.times { publish_fast("a.b") }
+        TaskerEvents.flush
+      end
+
+      expect(change).to eq(2)
+      expect(unfinished.stats).to eq(received: 2, errors: 2, timeouts: 0)
+      expect(healthy.received.size).to eq(2)
+      expect(TaskerEvents.event_system.drain_thread).to be_alive
+    end
+
     it "logs the error with the event's identifiers" do
       log = StringIO.new
       TaskerEvents.logger = Logger.new(log)
@@ -100,6 +116,14 @@ RSpec.describe TaskerEvents::BaseSubscriber do
       TaskerEvents.logger = nil
     end
   end
+
+  # The contract the shared examples check holds for the smallest subclass: patterns and a
+  # handle, everything else inherited.
+  it_behaves_like "a tasker_events subscriber",
+                  Class.new(TaskerEvents::BaseSubscriber) {
+                    subscribes_to "payment.*", "refund.#"
+                    def handle(_event) = nil
+                  }
 
   describe "#stop!" do
     it "stops only that subscriber" do

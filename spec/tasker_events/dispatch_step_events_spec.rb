@@ -203,9 +203,13 @@ RSpec.describe "TaskerEvents.dispatch_step_events" do
     end
 
     it "publish a payload that matches" do
-      start_with([event("spec.checked", "success", schema:)])
-      dispatch_and_flush(declared_step_context(namespace), { success: true, result: { amount: 1 } })
-      expect(received.fetch(0)[:payload]).to eq(amount: 1)
+      start_with([event("spec.checked", "success", schema:, mode: "durable")], test_mode: true)
+      context = declared_step_context(namespace)
+      expect { dispatch_and_flush(context, { success: true, result: { amount: 1 } }) }
+        .to have_published_domain_event("spec.checked").with_payload(amount: 1)
+        .with_metadata(namespace:, step_uuid: context[:step_uuid]).in_mode(:durable).once
+      expect(captured_domain_messages(namespace:).map { |m| m[:message][:payload] })
+        .to eq([{ amount: 1 }])
     end
 
     it "check the payload a publisher made, and still call after_publish" do

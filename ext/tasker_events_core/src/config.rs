@@ -37,6 +37,10 @@ pub struct Config {
     pub deduplication_cache_size: usize,
     /// Longest wait for a PostgreSQL connection before a write counts as failed.
     pub connect_timeout: Duration,
+    /// Capture durable events in memory instead of writing them to PGMQ (see
+    /// [`crate::capture`]); `database_url` and `install_pgmq` are then ignored and nothing
+    /// connects to PostgreSQL.
+    pub test_mode: bool,
 }
 
 impl Default for Config {
@@ -55,6 +59,7 @@ impl Default for Config {
             ffi_integration_enabled: true,
             deduplication_cache_size: 10_000,
             connect_timeout: Duration::from_secs(2),
+            test_mode: false,
         }
     }
 }
@@ -102,6 +107,7 @@ impl std::fmt::Debug for Config {
             .field("ffi_integration_enabled", &self.ffi_integration_enabled)
             .field("deduplication_cache_size", &self.deduplication_cache_size)
             .field("connect_timeout", &self.connect_timeout)
+            .field("test_mode", &self.test_mode)
             .finish()
     }
 }

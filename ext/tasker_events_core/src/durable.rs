@@ -119,16 +119,7 @@ impl DurablePublisher {
             self.created.insert(queue.clone());
         }
 
-        let headers: Vec<_> = events
-            .iter()
-            .map(|e| {
-                json!({
-                    "event_id": e.event_id,
-                    "event_name": e.event_name,
-                    "correlation_id": e.metadata.correlation_id,
-                })
-            })
-            .collect();
+        let headers: Vec<_> = events.iter().map(|e| headers(e)).collect();
         let result = self
             .queue
             .send_batch_with_delay_with_headers(&queue, events, Some(&headers), 0)
@@ -174,6 +165,16 @@ impl DurablePublisher {
             log::event_dropped(event, "durable", reason, &detail);
         }
     }
+}
+
+/// The PGMQ headers of an event's message, so a consumer can route without parsing the body.
+/// Test mode captures the same headers ([`crate::capture`]).
+pub(crate) fn headers(event: &DomainEvent) -> serde_json::Value {
+    json!({
+        "event_id": event.event_id,
+        "event_name": event.event_name,
+        "correlation_id": event.metadata.correlation_id,
+    })
 }
 
 /// Splits a batch by namespace, keeping first-seen order of namespaces and events.

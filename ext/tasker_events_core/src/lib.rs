@@ -6,11 +6,15 @@
 //!   [`drain::DrainQueue`], the host language's drain thread ([`bus`]);
 //! - **broadcast** events go to both, as one event with one id ([`router`]).
 //!
+//! In test mode durable events are captured in memory instead of written to PGMQ
+//! ([`capture`]).
+//!
 //! Publishing never blocks and never fails for a delivery problem: every event that is not
 //! delivered is counted by reason in [`stats::Stats`] and logged at warn. This crate has no
 //! Ruby in it; the extension crate only converts values and calls [`system::EventSystem`].
 
 pub mod bus;
+pub mod capture;
 pub mod config;
 pub mod config_file;
 pub mod dispatch;
@@ -29,6 +33,7 @@ pub mod system;
 pub mod template;
 
 pub use bus::{EventHandler, HandlerError, InProcessEventBus, SubscriptionId};
+pub use capture::{Capture, CapturedMessage};
 pub use config::Config;
 pub use error::{DatabaseError, ValidationError};
 pub use event::{DomainEvent, EventDeliveryMode, EventMetadata, NewEvent};

@@ -4,6 +4,9 @@
 //! of the durable publisher; in-process events go to the bus. A broadcast event is one
 //! `Arc<DomainEvent>` handed to both, so both paths see the same `event_id`. Anything a path
 //! cannot take is counted as dropped, with its reason, and logged at warn.
+//!
+//! In test mode the router also logs every event it accepts to the system's
+//! [`Capture`](crate::capture::Capture).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
@@ -12,6 +15,7 @@ use tokio::sync::mpsc::{self, error::TrySendError};
 use tracing::debug;
 
 use crate::bus::InProcessEventBus;
+use crate::capture::Capture;
 use crate::event::DomainEvent;
 use crate::log;
 use crate::stats::{DropReason, Stats};
@@ -26,6 +30,8 @@ pub struct EventRouter {
     stats: Arc<Stats>,
     closed: AtomicBool,
     log_dropped_events: bool,
+    /// Set in test mode only, so that production keeps no copy of its events.
+    capture: Option<Arc<Capture>>,
 }
 
 impl EventRouter {
@@ -44,7 +50,14 @@ impl EventRouter {
             stats,
             closed: AtomicBool::new(false),
             log_dropped_events,
+            capture: None,
         }
+    }
+
+    /// Logs every accepted event to `capture`; for test mode.
+    pub fn capturing(mut self, capture: Arc<Capture>) -> Self {
+        self.capture = Some(capture);
+        self
     }
 
     /// Routes an event; returns whether at least one of its paths accepted it.
@@ -68,12 +81,25 @@ impl EventRouter {
 
         let mut accepted = false;
         if mode.is_in_process() {
+            // Logged before the bus has it, so that events its subscribers publish in turn
+            // come after it. The bus takes every event, so it is accepted.
+            self.log_captured(&event);
             accepted |= self.route_in_process(&event);
         }
         if mode.is_durable() {
-            accepted |= self.route_durable(event);
+            let written = self.route_durable(event.clone());
+            if written && !mode.is_in_process() {
+                self.log_captured(&event);
+            }
+            accepted |= written;
         }
         accepted
+    }
+
+    fn log_captured(&self, event: &Arc<DomainEvent>) {
+        if let Some(capture) = &self.capture {
+            capture.log(event.clone());
+        }
     }
 
     fn route_in_process(&self, event: &Arc<DomainEvent>) -> bool {

@@ -7,6 +7,9 @@
 //! dispatcher turn what it holds into events, then stops accepting events and lets every path
 //! finish what it holds, all within `shutdown_drain_timeout`; what is left is counted as
 //! dropped (`shutting_down`), so the counters always add up.
+//!
+//! In test mode the durable path captures events in memory instead of writing them to PGMQ;
+//! see [`crate::capture`].
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,12 +20,13 @@ use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 use crate::bus::{BusSettings, InProcessEventBus};
+use crate::capture::{Capture, CaptureSink};
 use crate::config::Config;
 use crate::dispatch::{DispatchProcessor, Dispatcher};
 use crate::drain::DrainQueue;
 use crate::durable::{lazy_pool, DurablePublisher};
 use crate::error::{DatabaseError, ValidationError};
-use crate::event::NewEvent;
+use crate::event::{DomainEvent, NewEvent};
 use crate::router::EventRouter;
 use crate::stats::{DropReason, PathCounters, SettleGate, Stats};
 use crate::template::TemplateRegistry;
@@ -66,8 +70,15 @@ pub struct EventSystem {
     durable_task: Option<JoinHandle<()>>,
     stats: Arc<Stats>,
     gate: Arc<SettleGate>,
+    capture: Arc<Capture>,
     config: Config,
 }
+
+/// The durable path's sender and task; both `None` when durable events have nowhere to go.
+type DurablePath = (
+    Option<mpsc::Sender<Arc<DomainEvent>>>,
+    Option<JoinHandle<()>>,
+);
 
 impl EventSystem {
     /// Starts with no task templates; see [`EventSystem::start_with_templates`].
@@ -85,6 +96,17 @@ impl EventSystem {
         config: Config,
         stats: Arc<Stats>,
         templates: Arc<TemplateRegistry>,
+    ) -> Result<Self, StartError> {
+        Self::start_with_capture(config, stats, templates, Arc::default())
+    }
+
+    /// Starts like [`EventSystem::start_with_templates`]; in test mode, durable events are
+    /// captured in `capture`, which the caller may keep beyond this system's life.
+    pub fn start_with_capture(
+        config: Config,
+        stats: Arc<Stats>,
+        templates: Arc<TemplateRegistry>,
+        capture: Arc<Capture>,
     ) -> Result<Self, StartError> {
         config.validate()?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -110,22 +132,19 @@ impl EventSystem {
             runtime.handle().clone(),
         ));
 
-        let (durable_sender, durable_task) = match &config.database_url {
-            Some(url) => {
-                let (sender, receiver) = mpsc::channel(config.command_buffer_size);
-                let pool = runtime.block_on(async { lazy_pool(url, &config) })?;
-                let publisher = DurablePublisher::new(pool, &config, stats.clone(), gate.clone());
-                let publisher = runtime.block_on(publisher);
-                (Some(sender), Some(runtime.spawn(publisher.run(receiver))))
-            }
-            None => (None, None),
-        };
-        let router = Arc::new(EventRouter::new(
+        let (durable_sender, durable_task) =
+            start_durable_path(&runtime, &config, &stats, &gate, &capture)?;
+        let router = EventRouter::new(
             durable_sender,
             bus.clone(),
             stats.clone(),
             config.log_dropped_events,
-        ));
+        );
+        let router = Arc::new(if config.test_mode {
+            router.capturing(capture.clone())
+        } else {
+            router
+        });
 
         let (sender, receiver) = mpsc::channel(config.command_buffer_size);
         let processor = DispatchProcessor::new(
@@ -154,6 +173,7 @@ impl EventSystem {
             durable_task,
             stats,
             gate,
+            capture,
             config,
         })
     }
@@ -192,6 +212,11 @@ impl EventSystem {
 
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// Where test mode captures durable messages and logs events; unused otherwise.
+    pub fn capture(&self) -> &Arc<Capture> {
+        &self.capture
     }
 
     /// Waits until everything accepted so far has been written or handed to its subscribers
@@ -251,6 +276,30 @@ impl EventSystem {
             duration: started.elapsed(),
         }
     }
+}
+
+/// Spawns the durable path's task: the capture sink in test mode, else the PGMQ publisher
+/// when a database is configured.
+fn start_durable_path(
+    runtime: &Runtime,
+    config: &Config,
+    stats: &Arc<Stats>,
+    gate: &Arc<SettleGate>,
+    capture: &Arc<Capture>,
+) -> Result<DurablePath, StartError> {
+    let (sender, receiver) = mpsc::channel(config.command_buffer_size);
+    let task = if config.test_mode {
+        let sink = CaptureSink::new(capture.clone(), config, stats.clone(), gate.clone());
+        runtime.spawn(sink.run(receiver))
+    } else if let Some(url) = &config.database_url {
+        let pool = runtime.block_on(async { lazy_pool(url, config) })?;
+        let publisher = DurablePublisher::new(pool, config, stats.clone(), gate.clone());
+        let publisher = runtime.block_on(publisher);
+        runtime.spawn(publisher.run(receiver))
+    } else {
+        return Ok((None, None));
+    };
+    Ok((Some(sender), Some(task)))
 }
 
 /// Delivered plus dropped over the paths this system settles itself.

@@ -1,6 +1,7 @@
 //! The `TaskerEvents::Native` module: small positional functions that the Ruby classes in
 //! `lib/tasker_events/` wrap with keyword arguments, defaults and documentation.
 
+mod capture;
 mod drain;
 mod publish_job;
 mod system;
@@ -15,6 +16,7 @@ pub fn init(ruby: &Ruby) -> Result<(), Error> {
     drain::init(ruby, native)?;
     publish_job::init(ruby, native)?;
     templates::init(ruby, native)?;
+    capture::init(ruby, native)?;
     crate::logging::init();
     Ok(())
 }

@@ -78,6 +78,9 @@ fn config_from(options: RHash) -> Result<Config, Error> {
             .unwrap_or(defaults.ffi_integration_enabled),
         deduplication_cache_size: get_u64("deduplication_cache_size", 10_000)? as usize,
         connect_timeout: millis(get_u64("connect_timeout_ms", 2000)?),
+        test_mode: options
+            .lookup::<_, Option<bool>>("test_mode")?
+            .unwrap_or(defaults.test_mode),
     })
 }
 
@@ -92,7 +95,8 @@ fn start(ruby: &Ruby, options: RHash, template_paths: Vec<String>) -> Result<boo
             return Ok(false);
         }
         let ffi = config.ffi_integration_enabled;
-        let system = EventSystem::start_with_templates(config, STATS.clone(), templates)
+        let capture = super::capture::CAPTURE.clone();
+        let system = EventSystem::start_with_capture(config, STATS.clone(), templates, capture)
             .map_err(|e| errors::start(ruby, e))?;
         // Without a drain thread nobody would write the lines; they stay on standard error.
         if ffi {
