@@ -79,6 +79,27 @@ RSpec.describe TaskerEvents::LogWriter do
     end
   end
 
+  describe "after shutdown" do
+    # Standard error has its own level: a logger left at debug must not flood it once the
+    # drain thread that served the logger is gone.
+    it "go to standard error at TASKER_EVENTS_LOG's level, not the old logger's" do
+      script = <<~RUBY
+        require "tasker_events"
+        require "stringio"
+        TaskerEvents.start(logger: Logger.new(StringIO.new, level: Logger::DEBUG))
+        TaskerEvents.shutdown
+        TaskerEvents.install_pgmq(#{PrivatePostgres.url.inspect})
+        puts "installed"
+      RUBY
+      quiet_out, quiet_err, = run_ruby(script, env: { "TASKER_EVENTS_LOG" => "warn" })
+      _, verbose_err, = run_ruby(script, env: { "TASKER_EVENTS_LOG" => "debug" })
+
+      expect(quiet_out).to eq("installed\n")
+      expect(quiet_err).not_to include("DEBUG")
+      expect(verbose_err).to include("DEBUG")
+    end
+  end
+
   describe "#render" do
     it "quotes values with spaces, quotes or equals signs" do
       text = described_class.new.render("m", a: "x y", b: "plain", c: "k=v", d: "")

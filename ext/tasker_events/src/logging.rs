@@ -5,13 +5,14 @@
 //! Rust thread, and a Rust thread never waits for the GVL to log. Otherwise (before `start`,
 //! after `shutdown`, or with `ffi_integration_enabled = false`) lines go to standard error.
 //!
-//! The level follows the Ruby logger's (`TaskerEvents::Native.log_level=`), falling back to
-//! the `TASKER_EVENTS_LOG` environment variable, then warn. Payloads are logged at debug only;
+//! Lines for the drain thread follow the Ruby logger's level (`TaskerEvents::Native.log_level=`);
+//! lines for standard error follow the `TASKER_EVENTS_LOG` environment variable (default warn),
+//! so a logger set to debug while a system ran does not flood standard error after `shutdown`. Payloads are logged at debug only;
 //! any field that holds a connection URL has its password masked before it leaves here.
 
 use std::fmt::Write as _;
 use std::io::Write as _;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, RwLock};
 
 use tasker_events_core::config::redact_url;
@@ -22,8 +23,14 @@ use tracing::{Event, Level, Metadata, Subscriber};
 use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::prelude::*;
 
-/// The most verbose level logged: 0 = off, 1 = error ... 5 = trace.
-static MAX_LEVEL: AtomicU8 = AtomicU8::new(2);
+/// The most verbose level handed to the drain thread: 0 = off, 1 = error ... 5 = trace.
+static LOGGER_LEVEL: AtomicU8 = AtomicU8::new(2);
+
+/// The most verbose level written to standard error when no drain thread takes lines.
+static STDERR_LEVEL: AtomicU8 = AtomicU8::new(2);
+
+/// Whether `SINK` holds a queue; read on every callsite check, so kept lock-free.
+static SINK_SET: AtomicBool = AtomicBool::new(false);
 
 /// The drain queue that takes log lines, while a drain thread runs.
 static SINK: RwLock<Option<Arc<DrainQueue>>> = RwLock::new(None);
@@ -32,17 +39,18 @@ pub fn init() {
     let from_env = std::env::var("TASKER_EVENTS_LOG")
         .ok()
         .and_then(|v| level_rank(&v));
-    MAX_LEVEL.store(from_env.unwrap_or(2), Ordering::Relaxed);
+    STDERR_LEVEL.store(from_env.unwrap_or(2), Ordering::Relaxed);
     // Another library in the process may have set a global subscriber first; then its
     // configuration wins and ours is not installed.
     let _ = tracing_subscriber::registry().with(BridgeLayer).try_init();
 }
 
-/// Sets the most verbose level logged, by name (`error` ... `trace`, or `off`).
+/// Sets the most verbose level handed to the drain thread, by name (`error` ... `trace`, or
+/// `off`).
 pub fn set_level(name: &str) -> bool {
     match level_rank(name) {
         Some(rank) => {
-            MAX_LEVEL.store(rank, Ordering::Relaxed);
+            LOGGER_LEVEL.store(rank, Ordering::Relaxed);
             true
         }
         None => false,
@@ -51,7 +59,18 @@ pub fn set_level(name: &str) -> bool {
 
 /// Sends log lines to `queue`'s drain thread from now on; `None` sends them to standard error.
 pub fn set_sink(queue: Option<Arc<DrainQueue>>) {
-    *SINK.write().unwrap_or_else(|e| e.into_inner()) = queue;
+    let mut sink = SINK.write().unwrap_or_else(|e| e.into_inner());
+    SINK_SET.store(queue.is_some(), Ordering::Relaxed);
+    *sink = queue;
+}
+
+fn max_level(to_sink: bool) -> u8 {
+    let level = if to_sink {
+        &LOGGER_LEVEL
+    } else {
+        &STDERR_LEVEL
+    };
+    level.load(Ordering::Relaxed)
 }
 
 fn level_rank(name: &str) -> Option<u8> {
@@ -85,7 +104,7 @@ impl<S: Subscriber> Layer<S> for BridgeLayer {
     }
 
     fn enabled(&self, metadata: &Metadata<'_>, _ctx: Context<'_, S>) -> bool {
-        rank(metadata.level()) <= MAX_LEVEL.load(Ordering::Relaxed)
+        rank(metadata.level()) <= max_level(SINK_SET.load(Ordering::Relaxed))
     }
 
     fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
@@ -101,7 +120,9 @@ impl<S: Subscriber> Layer<S> for BridgeLayer {
             Some(queue) => {
                 queue.push_log(record);
             }
-            None => write_stderr(&record),
+            // The sink may have gone since `enabled` saw it.
+            None if rank(event.metadata().level()) <= max_level(false) => write_stderr(&record),
+            None => {}
         }
     }
 }
