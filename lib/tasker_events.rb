@@ -21,6 +21,8 @@ require_relative "tasker_events/log_writer"
 require_relative "tasker_events/drain_thread"
 require_relative "tasker_events/event_system"
 require_relative "tasker_events/test_mode"
+require_relative "tasker_events/metrics_app"
+require_relative "tasker_events/open_telemetry_bridge"
 
 # Domain events for workflow workers: publish business events from step handlers and have a
 # Rust core deliver them to PGMQ (durable), to in-process subscribers (fast), or both
@@ -114,6 +116,24 @@ module TaskerEvents
     #   `subscriber_timeouts` per kind of subscriber
     def stats
       Native.stats
+    end
+
+    # The gem's metrics as OpenTelemetry instruments: `tasker.domain_events.published.total`
+    # per `event_name` and `namespace`, delivered, dropped (per `path` and `reason`), rejected,
+    # queued, declared-event outcomes, subscriber errors and timeouts (per `kind`), and the
+    # durable write latency histogram (per `namespace` and `outcome`). For exporters of your
+    # own; {OpenTelemetryBridge} and {MetricsApp} are built on it.
+    # @return [Array<Hash>] each with `name`, `prometheus_name`, `kind` ("counter", "gauge" or
+    #   "histogram"), `unit`, `description` and `points` (`attributes`, `value`; a histogram's
+    #   value has cumulative `buckets` as [upper bound, count] pairs, `count` and `sum`)
+    def metrics
+      Native.metrics
+    end
+
+    # @return [String] {.metrics} in the Prometheus text exposition format, e.g.
+    #   `tasker_domain_events_published_total{event_name="a.b",namespace="payments"} 3`
+    def metrics_text
+      Native.metrics_text
     end
 
     # Publishes the events that the step's task template declares for this outcome. Only

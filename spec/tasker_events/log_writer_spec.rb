@@ -31,6 +31,19 @@ RSpec.describe TaskerEvents::LogWriter do
       expect(line).to match(/correlation_id=\h{8}-/)
     end
 
+    it "carry the fields of the spans they were logged in" do
+      TaskerEvents.start(logger: Logger.new(io, level: Logger::WARN), connect_timeout_ms: 200,
+                         database_url: "postgres://app:hunter2@127.0.0.1:1/app")
+      id = TaskerEvents.publish("order.placed", {}, namespace:)
+      line = logged("domain event dropped").lines.grep(/domain event dropped/).first
+
+      # From the durable write's span: the queue it was writing to and the batch's size.
+      expect(line).to include("event_id=#{id} ", "queue_name=#{namespace}_domain_events",
+                              "event_count=1", "reason=database_error")
+      expect(line.scan("namespace=#{namespace}").size).to eq(1)
+      expect(line).not_to include("hunter2")
+    end
+
     it "are written by the drain thread, never by a Rust thread" do
       threads = []
       logger = Logger.new(io, level: Logger::WARN)
@@ -53,8 +66,12 @@ RSpec.describe TaskerEvents::LogWriter do
       expect(io.string).not_to include("4242", "DEBUG")
 
       TaskerEvents.logger = Logger.new(io, level: Logger::DEBUG)
-      TaskerEvents.publish("order.placed", { card: "4242" }, namespace:, delivery_mode: :fast)
-      expect(logged("4242")).to include("routing domain event")
+      id = TaskerEvents.publish("order.placed", { card: "4242" }, namespace:,
+                                                                  delivery_mode: :fast)
+      line = logged("4242").lines.grep(/routing domain event/).last
+      # The route span's fields: the event's identifiers and its mode.
+      expect(line).to include("event_id=#{id}", "event_name=order.placed",
+                              "namespace=#{namespace}", "delivery_mode=fast")
     end
 
     it "can be JSON, one object per line" do

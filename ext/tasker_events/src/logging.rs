@@ -18,10 +18,12 @@ use std::sync::{Arc, RwLock};
 use tasker_events_core::config::redact_url;
 use tasker_events_core::drain::{DrainQueue, LogRecord};
 use tracing::field::{Field, Visit};
+use tracing::span::{Attributes, Id, Record};
 use tracing::subscriber::Interest;
 use tracing::{Event, Level, Metadata, Subscriber};
 use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::prelude::*;
+use tracing_subscriber::registry::LookupSpan;
 
 /// The most verbose level handed to the drain thread: 0 = off, 1 = error ... 5 = trace.
 static LOGGER_LEVEL: AtomicU8 = AtomicU8::new(2);
@@ -97,7 +99,10 @@ fn rank(level: &Level) -> u8 {
 
 struct BridgeLayer;
 
-impl<S: Subscriber> Layer<S> for BridgeLayer {
+impl<S> Layer<S> for BridgeLayer
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
     // The level can change at run time, so no callsite may be cached as always off.
     fn register_callsite(&self, _metadata: &'static Metadata<'static>) -> Interest {
         Interest::sometimes()
@@ -107,9 +112,36 @@ impl<S: Subscriber> Layer<S> for BridgeLayer {
         rank(metadata.level()) <= max_level(SINK_SET.load(Ordering::Relaxed))
     }
 
-    fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        let mut fields = Fields::default();
+        attrs.record(&mut fields);
+        if let Some(span) = ctx.span(id) {
+            span.extensions_mut().insert(SpanFields(fields.fields));
+        }
+    }
+
+    fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(id) else { return };
+        let mut recorded = Fields::default();
+        values.record(&mut recorded);
+        let mut extensions = span.extensions_mut();
+        if let Some(SpanFields(fields)) = extensions.get_mut::<SpanFields>() {
+            fields.extend(recorded.fields);
+        }
+    }
+
+    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
         let mut fields = Fields::default();
         event.record(&mut fields);
+        // The spans an event happens in (publish, route, durable write) carry the event's
+        // identifiers, so lines logged inside them name the event without repeating fields.
+        if let Some(scope) = ctx.event_scope(event) {
+            for span in scope {
+                if let Some(SpanFields(inherited)) = span.extensions().get::<SpanFields>() {
+                    fields.inherit(inherited);
+                }
+            }
+        }
         let record = LogRecord {
             level: event.metadata().level().as_str(),
             message: fields.message,
@@ -127,6 +159,9 @@ impl<S: Subscriber> Layer<S> for BridgeLayer {
     }
 }
 
+/// The fields a span was created or recorded with, already masked.
+struct SpanFields(Vec<(String, String)>);
+
 #[derive(Default)]
 struct Fields {
     message: String,
@@ -134,6 +169,15 @@ struct Fields {
 }
 
 impl Fields {
+    /// Adds a span's fields that the event does not set itself.
+    fn inherit(&mut self, inherited: &[(String, String)]) {
+        for (key, value) in inherited {
+            if !self.fields.iter().any(|(k, _)| k == key) {
+                self.fields.push((key.clone(), value.clone()));
+            }
+        }
+    }
+
     fn add(&mut self, field: &Field, value: String) {
         if field.name() == "message" {
             self.message = value;

@@ -13,18 +13,20 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::time::Instant;
 
 use pgmq::PGMQueueExt;
 use serde_json::json;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Postgres};
 use tokio::sync::mpsc;
-use tracing::{debug, warn};
+use tracing::{debug, span, warn, Instrument, Level};
 
 use crate::config::{redact_url, Config};
 use crate::error::DatabaseError;
 use crate::event::DomainEvent;
 use crate::log;
+use crate::metrics::WriteOutcome;
 use crate::names::queue_name;
 use crate::stats::{DropReason, SettleGate, Stats};
 
@@ -85,13 +87,37 @@ impl DurablePublisher {
         while receiver.recv_many(&mut batch, self.batch_size).await > 0 {
             self.install_if_pending().await;
             for (namespace, events) in group_by_namespace(&batch) {
-                match self.write(namespace, &events).await {
-                    Ok(message_ids) => self.on_written(&events, &message_ids),
-                    Err(error) => self.on_write_failure(namespace, &events, &error),
-                }
+                // What is logged about this write, its outcome included, names the queue. One
+                // span per batch costs little, so it is on whenever warnings are.
+                let span = span!(
+                    Level::WARN,
+                    "durable_write",
+                    namespace,
+                    queue_name = %queue_name(namespace),
+                    event_count = events.len()
+                );
+                self.write_and_count(namespace, &events)
+                    .instrument(span)
+                    .await;
             }
             batch.clear();
             self.stats.notify_progress();
+        }
+    }
+
+    async fn write_and_count(&mut self, namespace: &str, events: &[&DomainEvent]) {
+        let started = Instant::now();
+        let written = self.write(namespace, events).await;
+        let outcome = match &written {
+            Ok(_) => WriteOutcome::Ok,
+            Err(_) => WriteOutcome::Error,
+        };
+        self.stats
+            .metrics
+            .record_durable_write(namespace, outcome, started.elapsed());
+        match written {
+            Ok(message_ids) => self.on_written(events, &message_ids),
+            Err(error) => self.on_write_failure(namespace, events, &error),
         }
     }
 

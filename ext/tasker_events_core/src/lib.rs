@@ -23,6 +23,7 @@ pub mod durable;
 pub mod error;
 pub mod event;
 mod log;
+pub mod metrics;
 pub mod names;
 pub mod pattern;
 pub mod router;

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
 use tokio::sync::mpsc::{self, error::TrySendError};
-use tracing::debug;
+use tracing::{debug, debug_span};
 
 use crate::bus::InProcessEventBus;
 use crate::capture::Capture;
@@ -68,16 +68,17 @@ impl EventRouter {
         }
         let event = Arc::new(event);
         let mode = event.delivery_mode;
-        self.stats.record_published(mode);
-        debug!(
+        self.stats.record_published(&event);
+        let _span = debug_span!(
+            "route",
             event_id = %event.event_id,
             event_name = %event.event_name,
             namespace = %event.metadata.namespace,
             correlation_id = %event.metadata.correlation_id,
             delivery_mode = mode.as_str(),
-            payload = %event.payload,
-            "routing domain event"
-        );
+        )
+        .entered();
+        debug!(payload = %event.payload, "routing domain event");
 
         let mut accepted = false;
         if mode.is_in_process() {

@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::event::EventDeliveryMode;
+use crate::event::{DomainEvent, EventDeliveryMode};
+use crate::metrics::Metrics;
 
 /// Why an event did not reach a path's destination.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -136,6 +137,8 @@ pub struct Stats {
     pub ruby_subscribers: PathCounters,
     subscriber_errors: [AtomicU64; 2],
     subscriber_timeouts: [AtomicU64; 2],
+    /// The labelled series: published per event name and namespace, write latencies.
+    pub metrics: Metrics,
     settle: Settle,
 }
 
@@ -238,8 +241,11 @@ impl Stats {
         Self::default()
     }
 
-    pub fn record_published(&self, mode: EventDeliveryMode) {
-        self.published[mode as usize].fetch_add(1, Relaxed);
+    /// Counts an event the router accepted for routing.
+    pub fn record_published(&self, event: &DomainEvent) {
+        self.published[event.delivery_mode as usize].fetch_add(1, Relaxed);
+        self.metrics
+            .record_published(&event.metadata.namespace, &event.event_name);
     }
 
     /// Counts an event refused before it reached any path.

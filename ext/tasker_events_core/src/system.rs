@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use tokio::runtime::Runtime;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
+use tracing::debug_span;
 use uuid::Uuid;
 
 use crate::bus::{BusSettings, InProcessEventBus};
@@ -181,8 +182,16 @@ impl EventSystem {
     /// Validates and routes an event. `Ok(Some(id))` when a path accepted it, `Ok(None)` when
     /// it was dropped (and counted); `Err` only for input that can never be delivered.
     pub fn publish(&self, event: NewEvent) -> Result<Option<Uuid>, ValidationError> {
+        let span = debug_span!(
+            "publish",
+            event_name = %event.event_name,
+            namespace = %event.namespace,
+            event_id = tracing::field::Empty,
+        );
+        let _entered = span.enter();
         let event = event.build()?;
         let id = event.event_id;
+        span.record("event_id", tracing::field::display(id));
         Ok(self.router.route(event).then_some(id))
     }
 

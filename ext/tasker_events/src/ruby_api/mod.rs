@@ -3,6 +3,7 @@
 
 mod capture;
 mod drain;
+mod metrics;
 mod publish_job;
 mod system;
 mod templates;
@@ -17,6 +18,7 @@ pub fn init(ruby: &Ruby) -> Result<(), Error> {
     publish_job::init(ruby, native)?;
     templates::init(ruby, native)?;
     capture::init(ruby, native)?;
+    metrics::init(ruby, native)?;
     crate::logging::init();
     Ok(())
 }
