@@ -8,6 +8,7 @@ module TaskerEvents
       database_url: nil,
       install_pgmq: false,
       command_buffer_size: 1000,
+      durable_buffer_size: 60_000,
       broadcast_buffer_size: 2000,
       dispatch_timeout_ms: 5000,
       shutdown_drain_timeout_ms: 5000,

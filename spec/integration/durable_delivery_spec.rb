@@ -89,17 +89,25 @@ end
 RSpec.describe "durable delivery with PostgreSQL unreachable", :integration do
   let(:namespace) { unique_namespace("down") }
 
-  it "returns at once and counts the event as dropped" do
+  it "returns at once and keeps the event for a retry until shutdown" do
     TaskerEvents.start(database_url: "postgres://postgres@127.0.0.1:1/none",
-                       connect_timeout_ms: 3000, logger: Logger.new(File::NULL))
+                       connect_timeout_ms: 3000, shutdown_drain_timeout_ms: 300,
+                       logger: Logger.new(File::NULL))
+    before = TaskerEvents.stats[:durable]
     started = Process.clock_gettime(Process::CLOCK_MONOTONIC)
     id = TaskerEvents.publish("payment.processed", {}, namespace:)
     elapsed = Process.clock_gettime(Process::CLOCK_MONOTONIC) - started
 
-    dropped = stat_change(:durable, :dropped, :database_error) { TaskerEvents.flush(timeout: 10) }
     expect(id).to be_a(String)
     # Far below the connect timeout: publish hands the event over and never waits for it.
     expect(elapsed).to be < 1.5
-    expect(dropped).to eq(1)
+    expect(TaskerEvents.flush(timeout: 0.5)).to be(false)
+    expect(TaskerEvents.stats[:durable][:queued] - before[:queued]).to eq(1)
+
+    # Shutdown cannot write it either, and says so.
+    expect(TaskerEvents.shutdown[:dropped]).to eq(1)
+    after = TaskerEvents.stats[:durable]
+    expect(after[:dropped][:shutting_down] - before[:dropped][:shutting_down]).to eq(1)
+    expect(after[:dropped][:database_error]).to eq(before[:dropped][:database_error])
   end
 end

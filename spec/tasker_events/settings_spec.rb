@@ -164,12 +164,13 @@ RSpec.describe "TaskerEvents settings" do
     end
 
     context "with a database that cannot be reached" do
-      # Nothing listens on port 1, so the durable publisher waits connect_timeout_ms on its
-      # first event and reads no further events meanwhile.
+      # Nothing listens on port 1, so the durable publisher keeps its first event for a retry;
+      # with a durable buffer of one event it takes no further events from the channel.
       def start_unreachable(command_buffer_size)
         TaskerEvents.start(database_url: "postgresql://postgres@127.0.0.1:1/unreachable",
-                           command_buffer_size:, connect_timeout_ms: 3_000,
-                           shutdown_drain_timeout_ms: 200, log_dropped_events: false)
+                           command_buffer_size:, durable_buffer_size: 1,
+                           connect_timeout_ms: 3_000, shutdown_drain_timeout_ms: 200,
+                           log_dropped_events: false)
       end
 
       def durable_burst
@@ -187,7 +188,7 @@ RSpec.describe "TaskerEvents settings" do
       it "refuses durable events beyond a full channel with nil, and counts them" do
         start_unreachable(1)
         ids, refused = durable_burst
-        # One event in the stalled write, one in the channel; a few more at most if the
+        # One event in the retried write, one in the channel; a few more at most if the
         # publisher took them while the burst began.
         expect(ids.count(nil)).to be >= 45
         expect(refused).to eq(ids.count(nil))

@@ -5,6 +5,9 @@ use std::time::Duration;
 
 use crate::error::ValidationError;
 
+/// About a minute of a busy worker publishing a thousand durable events a second.
+pub const DEFAULT_DURABLE_BUFFER_SIZE: usize = 60_000;
+
 /// How an event system is set up. `Config::default()` is ready to use without PostgreSQL:
 /// durable events are then dropped with reason `no_database`.
 #[derive(Clone, PartialEq, Eq)]
@@ -15,6 +18,9 @@ pub struct Config {
     pub install_pgmq: bool,
     /// Capacity of the channel to the durable publisher.
     pub command_buffer_size: usize,
+    /// Most durable events the durable publisher holds while PostgreSQL is unreachable
+    /// (see [`crate::durable`]); beyond it they are dropped as `channel_full`.
+    pub durable_buffer_size: usize,
     /// Capacity of each Rust subscriber's channel and of the drain thread's queue.
     pub broadcast_buffer_size: usize,
     /// Longest a Rust subscriber may take for one event before it is abandoned and counted.
@@ -49,6 +55,7 @@ impl Default for Config {
             database_url: None,
             install_pgmq: false,
             command_buffer_size: 1000,
+            durable_buffer_size: DEFAULT_DURABLE_BUFFER_SIZE,
             broadcast_buffer_size: 2000,
             dispatch_timeout: Duration::from_millis(5000),
             shutdown_drain_timeout: Duration::from_millis(5000),
@@ -69,6 +76,7 @@ impl Config {
     pub fn validate(&self) -> Result<(), ValidationError> {
         let positive = [
             ("command_buffer_size", self.command_buffer_size),
+            ("durable_buffer_size", self.durable_buffer_size),
             ("broadcast_buffer_size", self.broadcast_buffer_size),
             ("durable_batch_size", self.durable_batch_size),
             ("pool_size", self.pool_size as usize),
@@ -97,6 +105,7 @@ impl std::fmt::Debug for Config {
             )
             .field("install_pgmq", &self.install_pgmq)
             .field("command_buffer_size", &self.command_buffer_size)
+            .field("durable_buffer_size", &self.durable_buffer_size)
             .field("broadcast_buffer_size", &self.broadcast_buffer_size)
             .field("dispatch_timeout", &self.dispatch_timeout)
             .field("shutdown_drain_timeout", &self.shutdown_drain_timeout)

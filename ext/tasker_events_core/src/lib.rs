@@ -13,6 +13,7 @@
 //! delivered is counted by reason in [`stats::Stats`] and logged at warn. This crate has no
 //! Ruby in it; the extension crate only converts values and calls [`system::EventSystem`].
 
+mod backlog;
 pub mod bus;
 pub mod capture;
 pub mod config;

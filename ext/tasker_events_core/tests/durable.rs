@@ -143,7 +143,7 @@ type Scenario = (&'static str, fn(&Harness));
 #[test]
 fn durable_path_against_postgresql() {
     let harness = Harness::new();
-    let scenarios: [Scenario; 5] = [
+    let scenarios: [Scenario; 6] = [
         (
             "the system installs PGMQ and writes the envelope",
             writes_the_documented_envelope,
@@ -157,6 +157,10 @@ fn durable_path_against_postgresql() {
         (
             "2,000 events keep per-namespace order",
             many_events_keep_order_per_namespace,
+        ),
+        (
+            "an event PostgreSQL refuses is dropped alone",
+            refused_event_is_dropped_alone,
         ),
     ];
     for (name, scenario) in scenarios {
@@ -363,14 +367,49 @@ fn many_events_keep_order_per_namespace(harness: &Harness) {
     harness.drop_queues(&[&namespaces[0], &namespaces[1]]);
 }
 
+fn refused_event_is_dropped_alone(harness: &Harness) {
+    let namespace = harness.namespace("refused");
+    // Room for all, so the publisher's first batch can hold the refused event among others.
+    let config = Config {
+        command_buffer_size: 4096,
+        ..Config::default()
+    };
+    let system = harness.start(config);
+    let mut refused = None;
+    for seq in 0..50u64 {
+        // jsonb cannot store U+0000; PostgreSQL refuses the message with SQLSTATE 22P05.
+        let text = if seq == 17 { "nul \u{0} here" } else { "fine" };
+        let event = NewEvent::new("order.noted", &namespace, json!({"seq": seq, "text": text}));
+        let id = system.publish(event).unwrap().unwrap();
+        if seq == 17 {
+            refused = Some(id);
+        }
+    }
+    flush(&system);
+
+    let seqs: Vec<u64> = harness
+        .rows(&namespace)
+        .iter()
+        .map(|(_, message, _)| message["payload"]["seq"].as_u64().unwrap())
+        .collect();
+    let expected: Vec<u64> = (0..50).filter(|&s| s != 17).collect();
+    assert_eq!(seqs, expected, "every other event is written, in order");
+    let durable = system.stats().snapshot().durable;
+    assert_eq!((durable.delivered, durable.queued), (49, 0), "{durable:?}");
+    assert_eq!(durable.dropped["database_error"], 1, "{refused:?} dropped");
+    assert!(system.shutdown().is_complete());
+    harness.drop_queues(&[&namespace]);
+}
+
 #[test]
-fn unreachable_database_drops_as_database_error_without_blocking_publish() {
+fn unreachable_database_keeps_events_without_blocking_publish() {
     let connect_timeout = Duration::from_millis(500);
     let config = Config {
         // Nothing listens on port 1, so every connection attempt is refused.
         database_url: Some("postgres://postgres@127.0.0.1:1/postgres".into()),
         install_pgmq: true,
         connect_timeout,
+        shutdown_drain_timeout: Duration::from_millis(300),
         ..Config::default()
     };
     let system = EventSystem::start(config, Arc::new(Stats::new())).expect("start never connects");
@@ -391,17 +430,32 @@ fn unreachable_database_drops_as_database_error_without_blocking_publish() {
     let broadcast = NewEvent::new("payment.settled", "unreachable", json!({}))
         .delivery_mode(EventDeliveryMode::Broadcast);
     let broadcast_id = system.publish(broadcast).unwrap().expect("accepted");
-    flush(&system);
 
+    // The events wait in the durable publisher's buffer while it retries; none is dropped.
+    let deadline = Instant::now() + PATIENCE;
+    while system.stats().snapshot().rust_subscribers.delivered < 1 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::thread::sleep(connect_timeout * 2);
     let stats = system.stats().snapshot();
-    assert_eq!(stats.durable.accepted, 2);
-    assert_eq!(stats.durable.delivered, 0);
-    assert_eq!(stats.durable.dropped["database_error"], 2, "{stats:?}");
+    assert_eq!(
+        (
+            stats.durable.accepted,
+            stats.durable.delivered,
+            stats.durable.queued
+        ),
+        (2, 0, 2),
+        "{stats:?}"
+    );
+    assert!(stats.durable.dropped.values().all(|&n| n == 0), "{stats:?}");
     let seen: Vec<_> = seen.lock().unwrap().iter().map(|e| e.event_id).collect();
     assert_eq!(
         seen,
         [broadcast_id],
         "subscribers get broadcast events with the database down"
     );
-    assert!(system.shutdown().is_complete());
+
+    // Shutdown cannot write them either: at its deadline they are counted as dropped.
+    let report = system.shutdown();
+    assert_eq!(report.dropped, 2, "{report:?}");
 }

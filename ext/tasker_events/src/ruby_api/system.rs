@@ -62,6 +62,10 @@ fn config_from(options: RHash) -> Result<Config, Error> {
             .lookup::<_, Option<bool>>("install_pgmq")?
             .unwrap_or(false),
         command_buffer_size: get_u64("command_buffer_size", 1000)? as usize,
+        durable_buffer_size: get_u64(
+            "durable_buffer_size",
+            tasker_events_core::config::DEFAULT_DURABLE_BUFFER_SIZE as u64,
+        )? as usize,
         broadcast_buffer_size: get_u64("broadcast_buffer_size", 2000)? as usize,
         dispatch_timeout: millis(get_u64("dispatch_timeout_ms", 5000)?),
         shutdown_drain_timeout: millis(get_u64("shutdown_drain_timeout_ms", 5000)?),
