@@ -164,6 +164,17 @@ module TaskerEvents
       event_system.shutdown
     end
 
+    # Restarts the event system in a forked child process (Puma cluster mode, Sidekiq swarm,
+    # Unicorn, Resque), with the parent's settings, templates and subscribers. The gem does
+    # this by itself on the child's first call into it; call it from a server's after-fork
+    # hook (Puma's `on_worker_boot`) to have it done before the first event. Events the parent
+    # had queued are never sent by the child, and the child's {.stats} start from zero. A no-op
+    # outside a freshly forked child.
+    # @return [Boolean] whether a system was started in this child
+    def after_fork
+      event_system.after_fork
+    end
+
     # Installs PGMQ into the database as plain SQL when it is missing (never
     # `CREATE EXTENSION`). Safe to run again.
     # @param database_url [String]

@@ -16,6 +16,8 @@ module TaskerEvents
       @mutex = Mutex.new
       @drain_thread = nil
       @configuration = Configuration.new
+      @template_paths = []
+      @log_format = :text
       @exit_hook_installed = false
     end
 
@@ -31,6 +33,8 @@ module TaskerEvents
         return false unless Native.start(configuration.to_native, paths)
 
         @configuration = configuration
+        @template_paths = paths
+        @log_format = log_format
         start_drain_thread(LogWriter.new(log_format))
         install_exit_hook
         true
@@ -45,6 +49,25 @@ module TaskerEvents
         report, lost = stop(started + drain_timeout)
         summarize(report, ruby_settled - before, lost, started)
       end
+    end
+
+    # In a forked child: forgets the parent's system (its events stay the parent's to deliver)
+    # and starts a fresh one with the same settings, templates and subscribers, counting from
+    # zero. A no-op anywhere else.
+    # @return [Boolean] whether a system was started in this child
+    def after_fork
+      return false unless Native.forked?
+
+      # Held by a thread of the parent, a mutex would stay locked here.
+      @mutex = Mutex.new
+      @drain_thread = nil
+      return false unless Native.forget_parent_system
+
+      @mutex.synchronize do
+        Native.start(@configuration.to_native, @template_paths)
+        start_drain_thread(LogWriter.new(@log_format))
+      end
+      true
     end
 
     # @return [Boolean] whether the caller is the drain thread

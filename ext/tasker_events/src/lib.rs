@@ -3,6 +3,7 @@
 
 mod convert;
 mod errors;
+mod fork;
 mod gvl;
 mod logging;
 mod ruby_api;

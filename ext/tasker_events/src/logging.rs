@@ -59,6 +59,11 @@ pub fn set_level(name: &str) -> bool {
     }
 }
 
+/// Holds the sink's lock until the guard drops; see `crate::fork`.
+pub fn hold_for_fork() -> impl Sized {
+    SINK.write().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Sends log lines to `queue`'s drain thread from now on; `None` sends them to standard error.
 pub fn set_sink(queue: Option<Arc<DrainQueue>>) {
     let mut sink = SINK.write().unwrap_or_else(|e| e.into_inner());

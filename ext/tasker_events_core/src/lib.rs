@@ -23,7 +23,7 @@ pub mod drain;
 pub mod durable;
 pub mod error;
 pub mod event;
-mod log;
+pub mod log;
 pub mod metrics;
 pub mod names;
 pub mod pattern;

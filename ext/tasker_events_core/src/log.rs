@@ -29,6 +29,11 @@ struct Window {
 
 static WINDOWS: Mutex<Vec<Window>> = Mutex::new(Vec::new());
 
+/// Holds the log's lock until the guard drops; see [`crate::Stats::hold_for_fork`].
+pub fn hold_for_fork() -> impl Sized {
+    WINDOWS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Logs at warn that `event` will not reach `path` (`durable`, `rust_subscribers`,
 /// `ruby_subscribers`), unless the path has used up this second's lines. Never logs the
 /// payload.

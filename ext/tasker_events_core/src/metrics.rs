@@ -59,21 +59,22 @@ impl WriteOutcome {
 
 /// Series keyed by two attribute values, e.g. (namespace, event name). Looking up an existing
 /// series takes a read lock and borrows the caller's strings, so the hot path allocates only
-/// the first time a combination is seen.
+/// the first time a combination is seen. Past [`MAX_SERIES`], new combinations share the
+/// series keyed ([`OVERFLOW`], [`OVERFLOW`]).
 #[derive(Debug)]
 struct Family<T> {
     series: RwLock<HashMap<String, HashMap<String, Arc<T>>>>,
-    overflow: Arc<T>,
 }
 
-impl<T: Default> Default for Family<T> {
+impl<T> Default for Family<T> {
     fn default() -> Self {
         Self {
             series: RwLock::default(),
-            overflow: Arc::default(),
         }
     }
 }
+
+type Series<T> = HashMap<String, HashMap<String, Arc<T>>>;
 
 impl<T: Default> Family<T> {
     fn get(&self, outer: &str, inner: &str) -> Arc<T> {
@@ -83,27 +84,32 @@ impl<T: Default> Family<T> {
         }
         drop(series);
 
-        let mut series = self.series.write().unwrap_or_else(|e| e.into_inner());
+        let mut series = self.hold();
         let count: usize = series.values().map(HashMap::len).sum();
-        let known = series.get(outer).and_then(|m| m.get(inner)).cloned();
-        match known {
-            Some(found) => found,
-            None if count >= MAX_SERIES => self.overflow.clone(),
-            None => series
-                .entry(outer.to_owned())
-                .or_default()
-                .entry(inner.to_owned())
-                .or_default()
-                .clone(),
-        }
+        let known = series.get(outer).and_then(|m| m.get(inner)).is_some();
+        let (outer, inner) = if known || count < MAX_SERIES {
+            (outer, inner)
+        } else {
+            (OVERFLOW, OVERFLOW)
+        };
+        series
+            .entry(outer.to_owned())
+            .or_default()
+            .entry(inner.to_owned())
+            .or_default()
+            .clone()
     }
 
-    /// Every series as (outer, inner, value), sorted, then the overflow series if it was used.
-    fn collect<V>(
-        &self,
-        read: impl Fn(&T) -> V,
-        used: impl Fn(&V) -> bool,
-    ) -> Vec<(String, String, V)> {
+    fn clear(&self) {
+        self.hold().clear();
+    }
+
+    fn hold(&self) -> std::sync::RwLockWriteGuard<'_, Series<T>> {
+        self.series.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Every series as (outer, inner, value), sorted, the overflow series last.
+    fn collect<V>(&self, read: impl Fn(&T) -> V) -> Vec<(String, String, V)> {
         let series = self.series.read().unwrap_or_else(|e| e.into_inner());
         let mut points: Vec<_> = series
             .iter()
@@ -113,11 +119,10 @@ impl<T: Default> Family<T> {
                     .map(|(name, value)| (outer.clone(), name.clone(), read(value)))
             })
             .collect();
-        points.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
-        let overflow = read(&self.overflow);
-        if used(&overflow) {
-            points.push((OVERFLOW.to_owned(), OVERFLOW.to_owned(), overflow));
-        }
+        points.sort_by(|a, b| {
+            let key = |p: &(String, String, V)| (p.0 == OVERFLOW, p.0.clone(), p.1.clone());
+            key(a).cmp(&key(b))
+        });
         points
     }
 }
@@ -207,6 +212,24 @@ impl Metrics {
             outcome: outcome.as_str(),
             seconds: took.as_secs_f64(),
         });
+    }
+
+    /// Forgets every series and sample (see [`Stats::reset`]).
+    pub(crate) fn reset(&self) {
+        self.published.clear();
+        self.durable_write.clear();
+        let mut kept = self.samples.kept.lock().unwrap_or_else(|e| e.into_inner());
+        kept.clear();
+        self.samples.discarded.store(0, Relaxed);
+    }
+
+    /// See [`Stats::hold_for_fork`].
+    pub(crate) fn hold_for_fork(&self) -> impl Sized + '_ {
+        (
+            self.published.hold(),
+            self.durable_write.hold(),
+            self.samples.kept.lock().unwrap_or_else(|e| e.into_inner()),
+        )
     }
 
     /// Starts (or stops) keeping each latency observation for [`Metrics::take_samples`].
@@ -378,7 +401,7 @@ fn published(metrics: &Metrics) -> Instrument {
         InstrumentKind::Counter,
         "Domain events accepted for routing",
     );
-    for (namespace, event_name, n) in metrics.published.collect(|c| c.load(Relaxed), |&n| n > 0) {
+    for (namespace, event_name, n) in metrics.published.collect(|c| c.load(Relaxed)) {
         instrument = instrument.point([("event_name", event_name), ("namespace", namespace)], n);
     }
     instrument
@@ -457,9 +480,7 @@ fn durable_write(metrics: &Metrics) -> Instrument {
         InstrumentKind::Histogram,
         "Latency of one batch write to a PGMQ queue",
     );
-    let histograms = metrics
-        .durable_write
-        .collect(Histogram::snapshot, |h| h.count > 0);
+    let histograms = metrics.durable_write.collect(Histogram::snapshot);
     for (namespace, outcome, histogram) in histograms {
         instrument.points.push(Point {
             attributes: [("namespace", namespace), ("outcome", outcome)].into(),
@@ -586,7 +607,7 @@ mod tests {
             metrics.record_published("ns", &format!("a.e{i}"));
         }
         metrics.record_published("ns", "a.e0");
-        let points = metrics.published.collect(|c| c.load(Relaxed), |&n| n > 0);
+        let points = metrics.published.collect(|c| c.load(Relaxed));
         assert_eq!(points.len(), MAX_SERIES + 1);
         let overflow = points.last().unwrap();
         assert_eq!((overflow.0.as_str(), overflow.2), (OVERFLOW, 5));

@@ -304,6 +304,39 @@ impl Stats {
         }
     }
 
+    /// Sets every counter back to zero: for a forked child process, whose counters must
+    /// describe that process only.
+    pub fn reset(&self) {
+        let paths = self.paths();
+        let arrays: [&[AtomicU64]; 5] = [
+            &self.published,
+            &self.rejected,
+            &self.declared,
+            &self.subscriber_errors,
+            &self.subscriber_timeouts,
+        ];
+        for counter in arrays.into_iter().flatten() {
+            counter.store(0, Relaxed);
+        }
+        for path in paths {
+            path.accepted.store(0, Relaxed);
+            path.delivered.store(0, Relaxed);
+            path.dropped.iter().for_each(|c| c.store(0, Relaxed));
+        }
+        self.metrics.reset();
+    }
+
+    /// Holds every lock of the counters until the guard drops, so that a `fork` taken
+    /// meanwhile cannot copy one held by a thread the child will not have.
+    pub fn hold_for_fork(&self) -> impl Sized + '_ {
+        let settle = self
+            .settle
+            .generation
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        (settle, self.metrics.hold_for_fork())
+    }
+
     /// Marks what has been accepted so far, for [`Stats::wait_settled`].
     pub fn settle_mark(&self) -> SettleMark {
         SettleMark(self.paths().map(|p| p.accepted.load(Relaxed)))
@@ -432,6 +465,24 @@ mod tests {
         assert_eq!((snap.accepted, snap.delivered, snap.queued), (5, 2, 2));
         assert_eq!(snap.dropped["database_error"], 1);
         assert_eq!(snap.dropped["channel_full"], 0);
+    }
+
+    #[test]
+    fn reset_zeroes_every_counter_and_series() {
+        let stats = Stats::new();
+        stats.durable.accept(3);
+        stats.durable.deliver(1);
+        stats.durable.drop_events(DropReason::ChannelFull, 1);
+        stats.record_subscriber_errors(SubscriberKind::Ruby, 2);
+        stats.record_declared(DeclaredOutcome::Published, 4);
+        stats.metrics.record_published("ns", "a.b");
+
+        stats.reset();
+        assert_eq!(stats.snapshot(), Stats::new().snapshot());
+        assert_eq!(
+            crate::metrics::prometheus_text(&stats),
+            crate::metrics::prometheus_text(&Stats::new())
+        );
     }
 
     #[test]

@@ -47,6 +47,7 @@ pub fn init(ruby: &Ruby, native: RModule) -> Result<(), Error> {
 /// @return [Boolean] false when the system is not running.
 fn subscribe(ruby: &Ruby, id: u64, patterns: Vec<String>) -> Result<bool, Error> {
     guard(ruby, || {
+        crate::fork::recover(ruby)?;
         let system = read_system();
         let Some(system) = system.as_ref() else {
             return Ok(false);

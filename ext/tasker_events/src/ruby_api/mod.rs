@@ -10,6 +10,8 @@ mod templates;
 
 use magnus::{Error, Module, Ruby};
 
+pub use system::{take_system, STATS};
+
 pub fn init(ruby: &Ruby) -> Result<(), Error> {
     let module = ruby.define_module("TaskerEvents")?;
     let native = module.define_module("Native")?;
@@ -20,5 +22,6 @@ pub fn init(ruby: &Ruby) -> Result<(), Error> {
     capture::init(ruby, native)?;
     metrics::init(ruby, native)?;
     crate::logging::init();
+    crate::fork::init();
     Ok(())
 }

@@ -29,6 +29,11 @@ fn write_system() -> std::sync::RwLockWriteGuard<'static, Option<EventSystem>> {
     SYSTEM.write().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Takes the system out without stopping it; see `crate::fork`.
+pub fn take_system() -> Option<EventSystem> {
+    write_system().take()
+}
+
 pub fn init(_ruby: &Ruby, native: RModule) -> Result<(), Error> {
     native.define_module_function("start", function!(start, 2))?;
     native.define_module_function("dispatch", function!(dispatch, 9))?;
@@ -36,6 +41,11 @@ pub fn init(_ruby: &Ruby, native: RModule) -> Result<(), Error> {
     native.define_module_function("log_level=", function!(set_log_level, 1))?;
     native.define_module_function("detach_logs", function!(detach_logs, 0))?;
     native.define_module_function("running?", function!(is_running, 0))?;
+    native.define_module_function("forked?", function!(crate::fork::pending, 0))?;
+    native.define_module_function(
+        "forget_parent_system",
+        function!(crate::fork::forget_parent, 0),
+    )?;
     native.define_module_function("shutdown", function!(shutdown, 0))?;
     native.define_module_function("publish", function!(publish, 10))?;
     native.define_module_function("flush", function!(flush, 1))?;
@@ -92,6 +102,7 @@ fn config_from(options: RHash) -> Result<Config, Error> {
 /// @return [Boolean] true when this call started the system, false when it was running.
 fn start(ruby: &Ruby, options: RHash, template_paths: Vec<String>) -> Result<bool, Error> {
     guard(ruby, || {
+        crate::fork::recover(ruby)?;
         let config = config_from(options)?;
         let templates = super::templates::registry(ruby, &template_paths)?;
         let mut slot = write_system();
@@ -111,8 +122,9 @@ fn start(ruby: &Ruby, options: RHash, template_paths: Vec<String>) -> Result<boo
     })
 }
 
-fn is_running() -> bool {
-    read_system().is_some()
+fn is_running(ruby: &Ruby) -> Result<bool, Error> {
+    crate::fork::recover(ruby)?;
+    Ok(read_system().is_some())
 }
 
 /// Stops the system, waiting without the GVL for queued events. The drain thread is told to
@@ -120,6 +132,7 @@ fn is_running() -> bool {
 /// @return [Hash{Symbol => Integer}] drained, dropped, duration_ms
 fn shutdown(ruby: &Ruby) -> Result<RHash, Error> {
     guard(ruby, || {
+        crate::fork::recover(ruby)?;
         let report = match write_system().take() {
             Some(system) => without_gvl(ruby, move || system.shutdown(), || {})?,
             None => None,
@@ -151,6 +164,7 @@ fn dispatch(
     step_result: Value,
 ) -> Result<bool, Error> {
     guard(ruby, || {
+        crate::fork::recover(ruby)?;
         let step_result = to_json(ruby, step_result, "step_result")?;
         if !step_result.is_object() {
             return Err(errors::error(
@@ -232,6 +246,7 @@ fn publish(
     execution_result: Value,
 ) -> Result<Option<String>, Error> {
     guard(ruby, || {
+        crate::fork::recover(ruby)?;
         let delivery_mode = delivery_mode
             .parse()
             .map_err(|e| errors::validation(ruby, e))?;
@@ -278,6 +293,7 @@ fn publish(
 /// Waits, without the GVL, until everything accepted so far is delivered or dropped.
 fn flush(ruby: &Ruby, timeout_seconds: f64) -> Result<bool, Error> {
     guard(ruby, || {
+        crate::fork::recover(ruby)?;
         let timeout = Duration::try_from_secs_f64(timeout_seconds.max(0.0))
             .map_err(|e| errors::error(ruby, "ValidationError", format!("timeout: {e}")))?;
         let stats = STATS.clone();
@@ -299,6 +315,7 @@ use std::sync::atomic::Ordering::Relaxed;
 
 fn stats(ruby: &Ruby) -> Result<RHash, Error> {
     guard(ruby, || {
+        crate::fork::recover(ruby)?;
         let snapshot = serde_json::to_value(STATS.snapshot())
             .map_err(|e| errors::error(ruby, "Error", e.to_string()))?;
         match &snapshot {
