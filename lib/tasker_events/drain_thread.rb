@@ -96,7 +96,7 @@ module TaskerEvents
       counts = { events: 0, errors: 0, timeouts: 0, jobs: 0 }
       batch.each do |item|
         if item.is_a?(Native::PublishJob)
-          @publishers.run(item)
+          run_publisher(item)
           counts[:jobs] += 1
         else
           call_subscribers(*item, counts)
@@ -124,7 +124,24 @@ module TaskerEvents
       rescue SubscriberTimeout => e
         counts[:timeouts] += 1
         subscriber.report_timeout(event, e)
+      rescue SystemExit => e
+        forward_exit(e)
       end
+    end
+
+    def run_publisher(job)
+      @publishers.run(job)
+    rescue SystemExit => e
+      forward_exit(e)
+    end
+
+    # Subscriber or publisher code called `exit`: the process exits as asked, once what is
+    # queued is delivered. Ending this thread instead would drop all of it.
+    def forward_exit(exit)
+      TaskerEvents.logger.warn("tasker_events: subscriber or publisher code called " \
+                               "exit(#{exit.status}); the process exits once queued events " \
+                               "are delivered")
+      TaskerEvents.event_system.exit_request.request(exit)
     end
 
     def guarded_dispatch(subscriber, event)

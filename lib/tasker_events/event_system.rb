@@ -12,6 +12,10 @@ module TaskerEvents
     # @api private
     attr_reader :drain_thread
 
+    # @return [ExitRequest] where the drain thread hands an `exit` called by user code
+    # @api private
+    attr_reader :exit_request
+
     def initialize
       @mutex = Mutex.new
       @drain_thread = nil
@@ -19,12 +23,13 @@ module TaskerEvents
       @template_paths = []
       @log_format = :text
       @exit_hook_installed = false
+      @exit_request = ExitRequest.new
     end
 
     # @return [Boolean] true when this call started the system
     def start(templates:, config:, environment:, strict_publishers:, log_format:, settings:)
       configuration = configuration_for(config, environment, settings)
-      paths = template_paths(templates)
+      paths = TaskTemplate.expand(templates)
       @mutex.synchronize do
         return false if Native.running?
 
@@ -42,12 +47,15 @@ module TaskerEvents
     end
 
     # @return [Hash{Symbol => Integer}] drained, dropped, duration_ms
+    # @raise [SystemExit] when subscriber code called `exit` while it ran
     def shutdown
-      @mutex.synchronize do
-        started = now
-        before = ruby_settled
-        report, lost = stop(started + drain_timeout)
-        summarize(report, ruby_settled - before, lost, started)
+      @exit_request.around_shutdown do
+        @mutex.synchronize do
+          started = now
+          before = ruby_settled
+          report, lost = stop(started + drain_timeout)
+          summarize(report, ruby_settled - before, lost, started)
+        end
       end
     end
 
@@ -112,15 +120,6 @@ module TaskerEvents
 
     def now
       Process.clock_gettime(Process::CLOCK_MONOTONIC)
-    end
-
-    def template_paths(templates)
-      Array(templates).flat_map do |pattern|
-        matches = Dir.glob(pattern.to_s)
-        raise TemplateError, "no task template matches #{pattern.to_s.inspect}" if matches.empty?
-
-        matches
-      end.uniq
     end
 
     def check_publishers(paths, strict)

@@ -15,6 +15,18 @@ module TaskerEvents
       new(Native.load_template(path.to_s))
     end
 
+    # @param patterns [Array<String>, String] paths or globs
+    # @return [Array<String>] the files they name, each once
+    # @raise [TemplateError] for a pattern that matches nothing
+    def self.expand(patterns)
+      Array(patterns).flat_map do |pattern|
+        matches = Dir.glob(pattern.to_s)
+        raise TemplateError, "no task template matches #{pattern.to_s.inspect}" if matches.empty?
+
+        matches
+      end.uniq
+    end
+
     attr_reader :name, :namespace, :version, :description, :source, :steps, :domain_events
 
     # @param data [Hash] as returned by the native loader

@@ -64,4 +64,39 @@ RSpec.describe TaskerEvents::DrainThread do
     end
     expect(lost).to be_between(1, 3)
   end
+
+  describe "when the process exits" do
+    # A process of its own: the exit must be real, and must not end this suite.
+    def run_worker(body)
+      run_ruby(<<~RUBY)
+        require "tasker_events"
+        # Prints each event it is given, slowly enough that some are queued at exit.
+        class Worker < TaskerEvents::BaseSubscriber
+          subscribes_to "work.*"
+          def handle(event)
+            sleep 0.01
+            puts "handled \#{event[:payload][:seq]}"
+            #{body}
+          end
+        end
+        TaskerEvents::SubscriberRegistry.instance.register(Worker).start_all!
+        TaskerEvents.start(logger: Logger.new($stderr, level: Logger::WARN))
+        20.times { |seq| TaskerEvents.publish("work.done", { seq: }, namespace: "w",
+                                                                     delivery_mode: :fast) }
+      RUBY
+    end
+
+    it "delivers what is queued before the process ends" do
+      stdout, stderr, status = run_worker("")
+      expect(status.exitstatus).to eq(0), stderr
+      expect(stdout.lines.map(&:chomp)).to eq((0...20).map { |seq| "handled #{seq}" })
+    end
+
+    it "exits with the status a subscriber gave exit, after delivering what is queued" do
+      stdout, stderr, status = run_worker("exit 3 if event[:payload][:seq] == 5")
+      expect(status.exitstatus).to eq(3)
+      expect(stdout.lines.map(&:chomp)).to eq((0...20).map { |seq| "handled #{seq}" })
+      expect(stderr).to include("subscriber or publisher code called exit(3)")
+    end
+  end
 end
