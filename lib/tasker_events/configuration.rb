@@ -9,6 +9,7 @@ module TaskerEvents
       install_pgmq: false,
       command_buffer_size: 1000,
       durable_buffer_size: 60_000,
+      max_payload_bytes: 1_048_576,
       broadcast_buffer_size: 2000,
       dispatch_timeout_ms: 5000,
       shutdown_drain_timeout_ms: 5000,

@@ -165,7 +165,7 @@ RSpec.describe TaskerEvents::TaskTemplate do
       expect(error_for("name: refund.failed", "name: Refund.Failed")).to eq(
         'FILE:16: step "issue_refund", event "Refund.Failed": invalid event name ' \
         '"Refund.Failed": expected lowercase a-z0-9_ segments joined by single dots, with at ' \
-        'least one dot (e.g. "payment.processed")'
+        'least one dot and at most 255 characters (e.g. "payment.processed")'
       )
     end
 

@@ -9,6 +9,9 @@ use magnus::{
     prelude::*, r_hash::ForEach, Error, Float, Integer, IntoValue, RArray, RHash, RString, Ruby,
     Symbol, Value,
 };
+use std::cell::Cell;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use serde_json::{Map, Number, Value as Json};
 
 use crate::errors;
@@ -16,24 +19,79 @@ use crate::errors;
 /// Deepest nesting accepted; deeper input is refused instead of exhausting the stack.
 const MAX_DEPTH: usize = 128;
 
+/// The default of `max_payload_bytes`.
+pub const DEFAULT_MAX_BYTES: usize = 1 << 20;
+
+/// Largest JSON form accepted for one converted value (a payload, a step result), so that a
+/// stray 50 MB string cannot multiply into gigabytes across the bounded queues; set by `start`.
+static MAX_BYTES: AtomicUsize = AtomicUsize::new(DEFAULT_MAX_BYTES);
+
+/// Longest path quoted in full in an error; longer ones (deep or cyclic input) are shortened.
+const MAX_PATH_CHARS: usize = 120;
+
+pub fn set_max_bytes(limit: usize) {
+    MAX_BYTES.store(limit, Ordering::Relaxed);
+}
+
 /// Converts a Ruby value to JSON; `path` names it in errors (e.g. `"payload"`).
 pub fn to_json(ruby: &Ruby, value: Value, path: &str) -> Result<Json, Error> {
-    Converter { ruby }.convert(value, &mut path.to_owned(), 0)
+    let converter = Converter {
+        ruby,
+        limit: MAX_BYTES.load(Ordering::Relaxed),
+        size: Cell::new(0),
+        root: path,
+    };
+    converter.convert(value, &mut path.to_owned(), 0)
 }
 
 struct Converter<'r> {
     ruby: &'r Ruby,
+    limit: usize,
+    /// About how many bytes the JSON form has so far.
+    size: Cell<usize>,
+    root: &'r str,
 }
 
 impl Converter<'_> {
     fn invalid(&self, path: &str, what: impl std::fmt::Display) -> Error {
+        let path = shorten(path);
         errors::error(self.ruby, "ValidationError", format!("{path}: {what}"))
+    }
+
+    /// A conversion method raised: a StandardError names the value, anything else (an
+    /// interrupt, `exit`) goes on as it is.
+    fn conversion_failed(&self, error: Error, path: &str, method: &str) -> Error {
+        let Some(exception) = error.value() else {
+            return error;
+        };
+        if !exception.is_kind_of(self.ruby.exception_standard_error()) {
+            return error;
+        }
+        let class = unsafe { exception.classname() }.into_owned();
+        self.invalid(path, format!("{method} raised {class}: {error}"))
+    }
+
+    /// Counts `bytes` more of JSON; refuses the value once it passes the limit.
+    fn grow(&self, bytes: usize) -> Result<(), Error> {
+        let size = self.size.get() + bytes;
+        self.size.set(size);
+        if size <= self.limit {
+            return Ok(());
+        }
+        let message = format!(
+            "{}: larger than max_payload_bytes ({} bytes) as JSON",
+            self.root, self.limit
+        );
+        Err(errors::error(self.ruby, "ValidationError", message))
     }
 
     fn convert(&self, value: Value, path: &mut String, depth: usize) -> Result<Json, Error> {
         if depth > MAX_DEPTH {
-            return Err(self.invalid(path, format!("nested deeper than {MAX_DEPTH} levels")));
+            let what = format!("nested deeper than {MAX_DEPTH} levels (is it cyclic?)");
+            return Err(self.invalid(path, what));
         }
+        // Punctuation, and small values; strings and keys add their length below.
+        self.grow(4)?;
         if value.is_nil() {
             return Ok(Json::Null);
         }
@@ -47,7 +105,9 @@ impl Converter<'_> {
             return self.string(string, path).map(Json::String);
         }
         if let Some(symbol) = Symbol::from_value(value) {
-            return Ok(Json::String(symbol.name()?.into_owned()));
+            let name = symbol.name()?.into_owned();
+            self.grow(name.len())?;
+            return Ok(Json::String(name));
         }
         if value.is_kind_of(self.ruby.class_true_class()) {
             return Ok(Json::Bool(true));
@@ -84,7 +144,9 @@ impl Converter<'_> {
 
     fn key(&self, key: Value, path: &str) -> Result<String, Error> {
         if let Some(symbol) = Symbol::from_value(key) {
-            return Ok(symbol.name()?.into_owned());
+            let name = symbol.name()?.into_owned();
+            self.grow(name.len())?;
+            return Ok(name);
         }
         if let Some(string) = RString::from_value(key) {
             return self.string(string, path);
@@ -112,6 +174,7 @@ impl Converter<'_> {
     }
 
     fn string(&self, string: RString, path: &str) -> Result<String, Error> {
+        self.grow(string.len())?;
         string
             .to_string()
             .map_err(|_| self.invalid(path, "string is not valid UTF-8 (binary data?)"))
@@ -127,21 +190,62 @@ impl Converter<'_> {
         Err(self.invalid(path, "integer does not fit in 64 bits"))
     }
 
-    /// Other objects: times as ISO 8601 strings, then `as_json` (ActiveSupport), then
-    /// `to_h` (Struct, Data, OpenStruct); anything else is refused by name.
+    /// Other objects: times as ISO 8601 strings, BigDecimal as a decimal string (a JSON
+    /// number would lose its precision), Set as an array, then `as_json` (ActiveSupport), then
+    /// `to_h` (Struct, Data, OpenStruct); anything else is refused by name, as is an object
+    /// whose conversion raises.
     fn object(&self, value: Value, path: &mut String, depth: usize) -> Result<Json, Error> {
-        if value.respond_to("iso8601", false)? {
-            let text: RString = value.funcall("iso8601", ())?;
-            return self.string(text, path).map(Json::String);
-        }
-        for method in ["as_json", "to_h"] {
-            if value.respond_to(method, false)? {
-                let converted: Value = value.funcall(method, ())?;
-                return self.convert(converted, path, depth + 1);
-            }
-        }
         let class = unsafe { value.classname() }.into_owned();
-        Err(self.invalid(path, format!("a value of class {class} has no JSON form")))
+        let conversion = match class.as_str() {
+            "BigDecimal" => Some(("to_s", vec!["F".into_value_with(self.ruby)])),
+            "Set" => Some(("to_a", vec![])),
+            _ => ["iso8601", "as_json", "to_h"]
+                .into_iter()
+                .find(|method| value.respond_to(*method, false).unwrap_or(false))
+                .map(|method| (method, vec![])),
+        };
+        let Some((method, args)) = conversion else {
+            return Err(self.invalid(path, format!("a value of class {class} has no JSON form")));
+        };
+        let converted: Value = value
+            .funcall(method, args.as_slice())
+            .map_err(|e| self.conversion_failed(e, path, &format!("{class}#{method}")))?;
+        if RString::from_value(converted).is_some() || method != "iso8601" {
+            return self.convert(converted, path, depth + 1);
+        }
+        Err(self.invalid(path, format!("{class}#iso8601 returned no String")))
+    }
+}
+
+/// A path short enough for an error message: its start and its end.
+fn shorten(path: &str) -> String {
+    let count = path.chars().count();
+    if count <= MAX_PATH_CHARS {
+        return path.to_owned();
+    }
+    let head: String = path.chars().take(MAX_PATH_CHARS / 2).collect();
+    let tail: String = path.chars().skip(count - MAX_PATH_CHARS / 4).collect();
+    format!("{head}…{tail}")
+}
+
+/// The path of the first string (value or key) holding U+0000, which PostgreSQL's `jsonb`
+/// cannot store, so that a durable event carrying one is refused where it is published.
+pub fn find_nul(json: &Json, path: &str) -> Option<String> {
+    match json {
+        Json::String(s) if s.contains('\0') => Some(path.to_owned()),
+        Json::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, item)| find_nul(item, &format!("{path}[{i}]"))),
+        Json::Object(map) => map.iter().find_map(|(key, value)| {
+            let here = format!("{path}.{key}");
+            if key.contains('\0') {
+                Some(here)
+            } else {
+                find_nul(value, &here)
+            }
+        }),
+        _ => None,
     }
 }
 

@@ -9,7 +9,7 @@ use thiserror::Error;
 pub enum ValidationError {
     #[error(
         "invalid event name {0:?}: expected lowercase a-z0-9_ segments joined by single dots, \
-         with at least one dot (e.g. \"payment.processed\")"
+         with at least one dot and at most 255 characters (e.g. \"payment.processed\")"
     )]
     EventName(String),
 
@@ -33,6 +33,20 @@ pub enum ValidationError {
 
     #[error("invalid configuration: {0}")]
     Config(String),
+}
+
+/// Longest input quoted whole in an error message.
+const MAX_QUOTED_CHARS: usize = 100;
+
+/// The input an error names: whole when short, else its start and its length, so that a
+/// 1,000-character name does not become a 1,000-character log line.
+pub(crate) fn excerpt(value: &str) -> String {
+    let count = value.chars().count();
+    if count <= MAX_QUOTED_CHARS {
+        return value.to_owned();
+    }
+    let start: String = value.chars().take(MAX_QUOTED_CHARS).collect();
+    format!("{start}… ({count} characters)")
 }
 
 /// A failure to talk to PostgreSQL. The message never contains credentials.

@@ -10,7 +10,7 @@ use serde::{Serialize, Serializer};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use crate::error::ValidationError;
+use crate::error::{excerpt, ValidationError};
 use crate::names::{validate_event_name, validate_namespace};
 
 /// Version of the event envelope written into every event.
@@ -72,7 +72,7 @@ impl FromStr for EventDeliveryMode {
         Self::ALL
             .into_iter()
             .find(|mode| mode.as_str() == value)
-            .ok_or_else(|| ValidationError::DeliveryMode(value.to_owned()))
+            .ok_or_else(|| ValidationError::DeliveryMode(excerpt(value)))
     }
 }
 
@@ -192,7 +192,7 @@ impl NewEvent {
 pub fn parse_uuid(field: &'static str, value: &str) -> Result<Uuid, ValidationError> {
     Uuid::parse_str(value).map_err(|_| ValidationError::Uuid {
         field,
-        value: value.to_owned(),
+        value: excerpt(value),
     })
 }
 

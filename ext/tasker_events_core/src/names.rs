@@ -3,10 +3,14 @@
 //! Event names and namespaces are checked once, when an event is built, so that nothing
 //! downstream (queue names, SQL identifiers, pattern matching) ever sees an unchecked value.
 
-use crate::error::ValidationError;
+use crate::error::{excerpt, ValidationError};
 
 /// Longest namespace: PGMQ caps queue names at 47 characters and we append `_domain_events`.
 pub const MAX_NAMESPACE_LEN: usize = 33;
+
+/// Longest event name. Names are routing keys and label values, not data: a longer one is
+/// almost certainly built from data by mistake.
+pub const MAX_EVENT_NAME_LEN: usize = 255;
 
 /// Suffix of every durable queue: `{namespace}_domain_events`.
 pub const QUEUE_SUFFIX: &str = "_domain_events";
@@ -18,13 +22,16 @@ fn is_segment(segment: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
 }
 
-/// Checks an event name: lowercase `a-z0-9_` segments joined by single dots, at least one dot.
+/// Checks an event name: lowercase `a-z0-9_` segments joined by single dots, at least one dot,
+/// at most [`MAX_EVENT_NAME_LEN`] characters.
 pub fn validate_event_name(name: &str) -> Result<(), ValidationError> {
-    let valid = name.contains('.') && name.split('.').all(is_segment);
+    let valid = name.len() <= MAX_EVENT_NAME_LEN
+        && name.contains('.')
+        && name.split('.').all(is_segment);
     if valid {
         Ok(())
     } else {
-        Err(ValidationError::EventName(name.to_owned()))
+        Err(ValidationError::EventName(excerpt(name)))
     }
 }
 
@@ -33,7 +40,7 @@ pub fn validate_namespace(namespace: &str) -> Result<(), ValidationError> {
     if namespace.len() <= MAX_NAMESPACE_LEN && is_segment(namespace) {
         Ok(())
     } else {
-        Err(ValidationError::Namespace(namespace.to_owned()))
+        Err(ValidationError::Namespace(excerpt(namespace)))
     }
 }
 
@@ -69,7 +76,7 @@ mod tests {
         ];
         for name in bad {
             let err = validate_event_name(name).unwrap_err();
-            assert_eq!(err, ValidationError::EventName(name.to_owned()));
+            assert_eq!(err, ValidationError::EventName(excerpt(name)));
         }
     }
 
@@ -89,5 +96,13 @@ mod tests {
     fn error_names_the_value() {
         let message = validate_namespace("x'; drop").unwrap_err().to_string();
         assert!(message.contains("\"x'; drop\""), "{message}");
+    }
+
+    #[test]
+    fn long_input_is_quoted_in_part() {
+        let long = "a".repeat(1000);
+        let message = validate_event_name(&long).unwrap_err().to_string();
+        assert!(message.contains("(1000 characters)"), "{message}");
+        assert!(message.len() < 400, "{message}");
     }
 }

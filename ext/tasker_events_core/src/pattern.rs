@@ -8,7 +8,7 @@
 //! `payment.card.declined`, while `payment.#` matches all three. Patterns are compiled once, at
 //! subscribe time, and matching allocates nothing.
 
-use crate::error::ValidationError;
+use crate::error::{excerpt, ValidationError};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Segment {
@@ -34,7 +34,7 @@ pub struct Pattern {
 impl Pattern {
     /// Compiles a pattern; empty patterns and empty segments are errors.
     pub fn new(source: &str) -> Result<Self, ValidationError> {
-        let invalid = || ValidationError::Pattern(source.to_owned());
+        let invalid = || ValidationError::Pattern(excerpt(source));
         if source.is_empty() || source.chars().any(char::is_whitespace) {
             return Err(invalid());
         }
@@ -171,7 +171,7 @@ mod tests {
         ] {
             assert_eq!(
                 Pattern::new(bad),
-                Err(ValidationError::Pattern(bad.to_owned()))
+                Err(ValidationError::Pattern(excerpt(bad)))
             );
         }
     }

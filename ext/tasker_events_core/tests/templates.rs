@@ -205,7 +205,8 @@ fn invalid_event_name_is_refused() {
         Some("Payment.Failed"),
         Some(9),
         "invalid event name \"Payment.Failed\": expected lowercase a-z0-9_ segments joined by \
-         single dots, with at least one dot (e.g. \"payment.processed\")",
+         single dots, with at least one dot and at most 255 characters \
+         (e.g. \"payment.processed\")",
     );
 }
 

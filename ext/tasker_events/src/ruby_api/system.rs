@@ -10,7 +10,7 @@ use tasker_events_core::{
     durable, Config, DatabaseError, DropReason, EventSystem, NewEvent, Pattern, Stats,
 };
 
-use crate::convert::{object_to_ruby, to_json};
+use crate::convert::{find_nul, object_to_ruby, set_max_bytes, to_json};
 use crate::errors::{self, guard};
 use crate::gvl::without_gvl;
 
@@ -104,6 +104,7 @@ fn start(ruby: &Ruby, options: RHash, template_paths: Vec<String>) -> Result<boo
     guard(ruby, || {
         crate::fork::recover(ruby)?;
         let config = config_from(options)?;
+        let max_payload_bytes = options.lookup::<_, Option<u64>>("max_payload_bytes")?;
         let templates = super::templates::registry(ruby, &template_paths)?;
         let mut slot = write_system();
         if slot.is_some() {
@@ -117,6 +118,7 @@ fn start(ruby: &Ruby, options: RHash, template_paths: Vec<String>) -> Result<boo
         if ffi {
             crate::logging::set_sink(Some(system.drain_queue().clone()));
         }
+        set_max_bytes(max_payload_bytes.map_or(crate::convert::DEFAULT_MAX_BYTES, |n| n as usize));
         *slot = Some(system);
         Ok(true)
     })
@@ -276,6 +278,9 @@ fn publish(
             execution_result,
             ..NewEvent::new(event_name, namespace, serde_json::Value::Null)
         };
+        if event.delivery_mode.is_durable() {
+            refuse_nul(ruby, &event)?;
+        }
 
         let system = read_system();
         let Some(system) = system.as_ref() else {
@@ -288,6 +293,31 @@ fn publish(
             .map_err(|e| errors::validation(ruby, e))?;
         Ok(id.map(|id| id.to_string()))
     })
+}
+
+/// A durable event whose strings hold U+0000 could never be written (PostgreSQL's `jsonb`
+/// refuses it), so it is refused here, where the caller learns which value it was.
+fn refuse_nul(ruby: &Ruby, event: &NewEvent) -> Result<(), Error> {
+    let metadata = serde_json::Value::Object(event.extra_metadata.clone());
+    let parts = [
+        (Some(&event.payload), "payload"),
+        (Some(&metadata), "metadata"),
+        (event.execution_result.as_ref(), "execution_result"),
+    ];
+    let found = parts
+        .into_iter()
+        .find_map(|(json, path)| json.and_then(|json| find_nul(json, path)));
+    match found {
+        Some(path) => Err(errors::error(
+            ruby,
+            "ValidationError",
+            format!(
+                "{path}: contains U+0000, which PostgreSQL cannot store in jsonb; durable and \
+                 broadcast events cannot carry it"
+            ),
+        )),
+        None => Ok(()),
+    }
 }
 
 /// Waits, without the GVL, until everything accepted so far is delivered or dropped.
