@@ -17,9 +17,11 @@ Gem::Specification.new do |spec|
   spec.metadata["rubygems_mfa_required"] = "true"
 
   spec.files = Dir[
-    "lib/**/*.rb", "ext/**/*.{rb,rs,toml}", "config/**/*.toml", "Cargo.toml", "Cargo.lock",
-    "README.md", "CHANGELOG.md", "LICENSE"
+    "lib/**/*.rb", "ext/**/*.{rb,rs,toml}", "config/**/*.toml", "exe/*", "Cargo.toml",
+    "Cargo.lock", "README.md", "CHANGELOG.md", "LICENSE"
   ].reject { |path| path.include?("/tests/") }
+  spec.bindir = "exe"
+  spec.executables = ["tasker-events"]
   spec.require_paths = ["lib"]
   spec.extensions = ["ext/tasker_events/extconf.rb"]
 end

@@ -20,6 +20,22 @@ module TaskerEvents
   # {TaskerEvents.install_pgmq}.
   class DatabaseError < Error; end
 
+  # PostgreSQL could not be reached or refused the login; the message gives its reason and the
+  # URL with the password masked.
+  class DatabaseUnreachableError < DatabaseError; end
+
+  # A durable queue that was asked for does not exist, or PGMQ is not installed; the message
+  # names the queue and lists the `*_domain_events` queues that do exist.
+  class QueueNotFoundError < Error; end
+
+  # The database has no PGMQ at all (`tasker-events install` or {TaskerEvents.install_pgmq}
+  # installs it).
+  class PgmqNotInstalledError < QueueNotFoundError; end
+
+  # The `tasker-events` command line was wrong: an unknown command or option, a missing or
+  # malformed argument.
+  class UsageError < Error; end
+
   # Input that can never be delivered: an invalid event name, namespace, delivery mode, pattern,
   # UUID, or a payload value without a JSON form. It is an ArgumentError, as Ruby expects for
   # bad arguments; the message names the value and where it was.

@@ -27,6 +27,7 @@ pub mod log;
 pub mod metrics;
 pub mod names;
 pub mod pattern;
+pub mod queues;
 pub mod router;
 pub mod schema;
 pub mod stats;

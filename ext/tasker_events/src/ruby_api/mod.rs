@@ -5,6 +5,7 @@ mod capture;
 mod drain;
 mod metrics;
 mod publish_job;
+mod queues;
 mod system;
 mod templates;
 
@@ -20,6 +21,7 @@ pub fn init(ruby: &Ruby) -> Result<(), Error> {
     publish_job::init(ruby, native)?;
     templates::init(ruby, native)?;
     capture::init(ruby, native)?;
+    queues::init(ruby, native)?;
     metrics::init(ruby, native)?;
     crate::logging::init();
     crate::fork::init();
