@@ -28,11 +28,15 @@ File.write("Makefile", <<~MAKE)
   $(TARGET): FORCE
   \t$(CARGO) build #{locked} --manifest-path "#{root}/Cargo.toml" --target-dir "#{target_dir}" \\
   \t\t--profile #{profile} --package tasker_events
-  \tcp "#{built}" $(TARGET)
+  \tcp "#{built}" $(TARGET).new && mv -f $(TARGET).new $(TARGET)
 
+  # Copied beside the old library, then renamed over it: a process that has the old one
+  # loaded keeps its file, where copying over it in place would crash that process.
   install: $(TARGET)
   \tmkdir -p "$(DESTDIR)$(sitearchdir)/tasker_events"
-  \tcp $(TARGET) "$(DESTDIR)$(sitearchdir)/tasker_events/$(TARGET)"
+  \tcp $(TARGET) "$(DESTDIR)$(sitearchdir)/tasker_events/$(TARGET).new"
+  \tmv -f "$(DESTDIR)$(sitearchdir)/tasker_events/$(TARGET).new" \\
+  \t\t"$(DESTDIR)$(sitearchdir)/tasker_events/$(TARGET)"
 
   clean:
   \trm -f $(TARGET)

@@ -7,7 +7,8 @@
 //!
 //! Lines for the drain thread follow the Ruby logger's level (`TaskerEvents::Native.log_level=`);
 //! lines for standard error follow the `TASKER_EVENTS_LOG` environment variable (default warn),
-//! so a logger set to debug while a system ran does not flood standard error after `shutdown`. Payloads are logged at debug only;
+//! so a logger set to debug while a system ran does not flood standard error after
+//! `shutdown`. Payloads are logged at debug only;
 //! any field that holds a connection URL has its password masked before it leaves here.
 
 use std::fmt::Write as _;

@@ -25,9 +25,8 @@ fn is_segment(segment: &str) -> bool {
 /// Checks an event name: lowercase `a-z0-9_` segments joined by single dots, at least one dot,
 /// at most [`MAX_EVENT_NAME_LEN`] characters.
 pub fn validate_event_name(name: &str) -> Result<(), ValidationError> {
-    let valid = name.len() <= MAX_EVENT_NAME_LEN
-        && name.contains('.')
-        && name.split('.').all(is_segment);
+    let valid =
+        name.len() <= MAX_EVENT_NAME_LEN && name.contains('.') && name.split('.').all(is_segment);
     if valid {
         Ok(())
     } else {
