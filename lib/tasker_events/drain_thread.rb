@@ -25,14 +25,20 @@ module TaskerEvents
       @publishers = publishers
       @dispatch_timeout = dispatch_timeout
       @thread = nil
+      @finished = false
+      @abandoned = false
     end
 
     # @return [self]
     def start
-      @thread = Thread.new { run }
+      running = Queue.new
+      @thread = Thread.new { run(running) }
       @thread.name = "tasker_events-drain"
       @thread.report_on_exception = false
       @watchdog = Watchdog.new(@thread, @dispatch_timeout)
+      # A thread killed before it ran its block would run no ensure clause, and so would not
+      # be replaced; once it has started, it always is.
+      running.pop
       self
     end
 
@@ -70,6 +76,7 @@ module TaskerEvents
     # cannot wait any longer. A late acknowledgement from this thread is then ignored.
     # @return [Integer] how many items were dropped
     def abandon
+      @abandoned = true
       @queue.abandon
     end
 
@@ -78,7 +85,8 @@ module TaskerEvents
     # Subscriber and publisher errors never get here (their runners handle them); anything
     # else, such as an exception sent with Thread#raise, is logged and the thread carries on,
     # since without it no Ruby subscriber would be called again. Thread#kill still ends it.
-    def run
+    def run(running)
+      running << true
       loop do
         batch = @queue.next_batch(BATCH_SIZE, nil)
         write_logs
@@ -88,6 +96,18 @@ module TaskerEvents
       rescue *USER_CODE_ERRORS => e
         TaskerEvents.logger.error("tasker_events: drain thread caught #{e.class}: #{e.message}")
       end
+      @finished = true
+    ensure
+      replace_killed_thread unless @finished || @abandoned
+    end
+
+    # Thread#kill (or an exception nothing rescued) ended the thread while its system still
+    # runs: without a replacement no Ruby subscriber would be called again. What the killed
+    # thread had taken is already counted as dropped.
+    def replace_killed_thread
+      TaskerEvents.logger.warn("tasker_events: the drain thread was killed; starting another")
+      @watchdog&.stop
+      start
     end
 
     # Acknowledges in an ensure block so that a thread killed mid-batch still accounts for

@@ -34,6 +34,22 @@ RSpec.describe TaskerEvents::DrainThread do
     expect(thread.join(2)).not_to be_nil
   end
 
+  it "is replaced when killed, and the replacement delivers what comes next" do
+    TaskerEvents.logger = Logger.new(log = StringIO.new)
+    subscriber = recording_subscriber("a.b")
+    killed = drain_thread
+    killed.kill
+    expect(killed.join(2)).not_to be_nil
+
+    TaskerEvents.publish("a.b", {}, namespace:, delivery_mode: :fast)
+    expect(TaskerEvents.flush(timeout: 5)).to be(true)
+    expect(subscriber.received.size).to eq(1)
+    expect(drain_thread).to be_alive.and(satisfy { |t| !t.equal?(killed) })
+    expect(log.string).to include("the drain thread was killed; starting another")
+  ensure
+    TaskerEvents.logger = nil
+  end
+
   it "survives an exception raised into it and keeps delivering" do
     TaskerEvents.logger = Logger.new(log = StringIO.new)
     subscriber = recording_subscriber("a.b")
