@@ -90,12 +90,9 @@ module TaskerEvents
     def publish(event_name, payload = {}, namespace:, delivery_mode: :durable, task_uuid: nil,
                 step_uuid: nil, step_name: nil, correlation_id: nil, metadata: {},
                 execution_result: nil)
-      Native.publish(
-        string(:event_name, event_name), payload, string(:namespace, namespace),
-        string(:delivery_mode, delivery_mode), optional_string(task_uuid),
-        optional_string(step_uuid), optional_string(step_name), optional_string(correlation_id),
-        metadata, execution_result
-      )
+      # Types are checked in the core: here they would cost more than the rest of publish.
+      Native.publish(event_name, payload, namespace, delivery_mode, task_uuid, step_uuid,
+                     step_name, correlation_id, metadata, execution_result)
     end
 
     # Waits until every event accepted so far has been written to PGMQ and handed to every
@@ -213,10 +210,6 @@ module TaskerEvents
       return value.to_s if value.is_a?(String) || value.is_a?(Symbol)
 
       raise ValidationError, "#{name} must be a String or Symbol, got #{value.inspect}"
-    end
-
-    def optional_string(value)
-      value&.to_s
     end
   end
 end

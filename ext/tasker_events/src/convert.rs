@@ -5,11 +5,13 @@
 //! sits (`payload.items[2].price`). JSON to Ruby gives symbol keys all the way down and freezes
 //! the result, because one event hash is shared by every subscriber it is delivered to.
 
+use magnus::value::{Qfalse, Qtrue};
 use magnus::{
     prelude::*, r_hash::ForEach, Error, Float, Integer, IntoValue, RArray, RHash, RString, Ruby,
     Symbol, Value,
 };
 use std::cell::Cell;
+use std::fmt::Write as _;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde_json::{Map, Number, Value as Json};
@@ -109,10 +111,10 @@ impl Converter<'_> {
             self.grow(name.len())?;
             return Ok(Json::String(name));
         }
-        if value.is_kind_of(self.ruby.class_true_class()) {
+        if Qtrue::from_value(value).is_some() {
             return Ok(Json::Bool(true));
         }
-        if value.is_kind_of(self.ruby.class_false_class()) {
+        if Qfalse::from_value(value).is_some() {
             return Ok(Json::Bool(false));
         }
         if let Some(integer) = Integer::from_value(value) {
@@ -165,7 +167,8 @@ impl Converter<'_> {
         let base = path.len();
         let mut items = Vec::with_capacity(array.len());
         for (index, item) in array.into_iter().enumerate() {
-            path.push_str(&format!("[{index}]"));
+            // Writing to a String cannot fail.
+            let _ = write!(path, "[{index}]");
             let converted = self.convert(item, path, depth + 1);
             path.truncate(base);
             items.push(converted?);
@@ -249,17 +252,20 @@ pub fn find_nul(json: &Json, path: &str) -> Option<String> {
     }
 }
 
+/// A frozen Ruby String: one event hash is shared by every subscriber it is delivered to.
+pub fn frozen_str(ruby: &Ruby, text: &str) -> Value {
+    let string = ruby.str_new(text);
+    string.freeze();
+    string.as_value()
+}
+
 /// Converts JSON to a frozen Ruby value with symbol keys.
 pub fn to_ruby(ruby: &Ruby, json: &Json) -> Result<Value, Error> {
     let value = match json {
         Json::Null => ruby.qnil().as_value(),
         Json::Bool(b) => (*b).into_value_with(ruby),
         Json::Number(n) => number(ruby, n),
-        Json::String(s) => {
-            let string = ruby.str_new(s);
-            string.freeze();
-            string.as_value()
-        }
+        Json::String(s) => frozen_str(ruby, s),
         Json::Array(items) => {
             let array = ruby.ary_new_capa(items.len());
             for item in items {

@@ -93,7 +93,18 @@ pub struct EventMetadata {
 }
 
 fn serialize_rfc3339<S: Serializer>(at: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&at.to_rfc3339_opts(SecondsFormat::Micros, true))
+    s.serialize_str(&rfc3339(at))
+}
+
+fn rfc3339(at: &DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+impl EventMetadata {
+    /// `fired_at` as its JSON form writes it (UTC, microseconds).
+    pub fn fired_at_rfc3339(&self) -> String {
+        rfc3339(&self.fired_at)
+    }
 }
 
 /// A business event, as delivered to subscribers and written to PGMQ.

@@ -16,12 +16,13 @@
 //! [`MAX_SAMPLES`] observations can also be kept, once [`Metrics::keep_samples`] asks for them;
 //! older ones are then discarded and counted.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
+use rustc_hash::FxHashMap;
 use serde::Serialize;
 
 use crate::stats::{PathSnapshot, Stats, StatsSnapshot};
@@ -63,7 +64,7 @@ impl WriteOutcome {
 /// series keyed ([`OVERFLOW`], [`OVERFLOW`]).
 #[derive(Debug)]
 struct Family<T> {
-    series: RwLock<HashMap<String, HashMap<String, Arc<T>>>>,
+    series: RwLock<Series<T>>,
 }
 
 impl<T> Default for Family<T> {
@@ -74,7 +75,7 @@ impl<T> Default for Family<T> {
     }
 }
 
-type Series<T> = HashMap<String, HashMap<String, Arc<T>>>;
+type Series<T> = FxHashMap<String, FxHashMap<String, Arc<T>>>;
 
 impl<T: Default> Family<T> {
     fn get(&self, outer: &str, inner: &str) -> Arc<T> {
@@ -85,7 +86,7 @@ impl<T: Default> Family<T> {
         drop(series);
 
         let mut series = self.hold();
-        let count: usize = series.values().map(HashMap::len).sum();
+        let count: usize = series.values().map(|inner| inner.len()).sum();
         let known = series.get(outer).and_then(|m| m.get(inner)).is_some();
         let (outer, inner) = if known || count < MAX_SERIES {
             (outer, inner)

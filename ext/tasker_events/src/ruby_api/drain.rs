@@ -7,11 +7,11 @@ use std::time::Duration;
 use magnus::{function, method, prelude::*, Error, RArray, RHash, RModule, Ruby};
 use tasker_events_core::drain::{DrainItem, DrainQueue, Wait};
 use tasker_events_core::stats::{DropReason, SettleGate, SubscriberKind};
-use tasker_events_core::DomainEvent;
+use tasker_events_core::{DomainEvent, EventMetadata};
 
 use super::publish_job::RbPublishJob;
 use super::system::{read_system, STATS};
-use crate::convert::{object_to_ruby, to_ruby};
+use crate::convert::{frozen_str, to_ruby};
 use crate::errors::{self, guard};
 use crate::gvl::without_gvl;
 
@@ -118,14 +118,69 @@ fn batch_to_ruby(ruby: &Ruby, batch: &[DrainItem]) -> Result<RArray, Error> {
 
 /// The event as subscribers see it: a frozen Hash with symbol keys all the way down.
 pub fn event_to_ruby(ruby: &Ruby, event: &DomainEvent) -> Result<RHash, Error> {
-    let json =
-        serde_json::to_value(event).map_err(|e| errors::error(ruby, "Error", e.to_string()))?;
-    match &json {
-        serde_json::Value::Object(map) => object_to_ruby(ruby, map),
-        other => to_ruby(ruby, other).and_then(|v| {
-            RHash::from_value(v).ok_or_else(|| errors::error(ruby, "Error", "event is not a Hash"))
-        }),
+    // Built field by field: serializing the event to JSON first would copy its payload once
+    // more for every event the drain thread delivers.
+    let hash = ruby.hash_new();
+    let mut uuid = uuid::Uuid::encode_buffer();
+    let id = event.event_id.as_hyphenated().encode_lower(&mut uuid);
+    hash.aset(ruby.to_symbol("event_id"), frozen_str(ruby, id))?;
+    hash.aset(
+        ruby.to_symbol("event_name"),
+        frozen_str(ruby, &event.event_name),
+    )?;
+    hash.aset(
+        ruby.to_symbol("event_version"),
+        frozen_str(ruby, &event.event_version),
+    )?;
+    let mode = event.delivery_mode.as_str();
+    hash.aset(ruby.to_symbol("delivery_mode"), frozen_str(ruby, mode))?;
+    hash.aset(ruby.to_symbol("payload"), to_ruby(ruby, &event.payload)?)?;
+    hash.aset(
+        ruby.to_symbol("metadata"),
+        metadata_to_ruby(ruby, &event.metadata)?,
+    )?;
+    let result = match &event.execution_result {
+        Some(result) => to_ruby(ruby, result)?,
+        None => ruby.qnil().as_value(),
+    };
+    hash.aset(ruby.to_symbol("execution_result"), result)?;
+    hash.freeze();
+    Ok(hash)
+}
+
+/// The metadata as its JSON form reads: standard fields, then the caller's extras.
+fn metadata_to_ruby(ruby: &Ruby, metadata: &EventMetadata) -> Result<RHash, Error> {
+    let hash = ruby.hash_new();
+    let uuid = |value: Option<uuid::Uuid>| match value {
+        Some(id) => frozen_str(ruby, &id.to_string()),
+        None => ruby.qnil().as_value(),
+    };
+    hash.aset(ruby.to_symbol("task_uuid"), uuid(metadata.task_uuid))?;
+    hash.aset(ruby.to_symbol("step_uuid"), uuid(metadata.step_uuid))?;
+    let step_name = match &metadata.step_name {
+        Some(name) => frozen_str(ruby, name),
+        None => ruby.qnil().as_value(),
+    };
+    hash.aset(ruby.to_symbol("step_name"), step_name)?;
+    hash.aset(
+        ruby.to_symbol("namespace"),
+        frozen_str(ruby, &metadata.namespace),
+    )?;
+    hash.aset(
+        ruby.to_symbol("correlation_id"),
+        uuid(Some(metadata.correlation_id)),
+    )?;
+    let fired_at = metadata.fired_at_rfc3339();
+    hash.aset(ruby.to_symbol("fired_at"), frozen_str(ruby, &fired_at))?;
+    hash.aset(
+        ruby.to_symbol("fired_by"),
+        frozen_str(ruby, &metadata.fired_by),
+    )?;
+    for (key, value) in &metadata.extra {
+        hash.aset(ruby.to_symbol(key), to_ruby(ruby, value)?)?;
     }
+    hash.freeze();
+    Ok(hash)
 }
 
 /// Records that the drain thread handed `delivered` events to their subscribers (`errors`

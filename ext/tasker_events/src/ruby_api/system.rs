@@ -3,7 +3,7 @@
 use std::sync::{Arc, LazyLock, RwLock};
 use std::time::Duration;
 
-use magnus::{function, Error, RHash, RModule, Ruby, Value};
+use magnus::{function, prelude::*, Error, RHash, RModule, RString, Ruby, Symbol, Value};
 use tasker_events_core::dispatch::{StepCompletion, StepContext};
 use tasker_events_core::event::parse_uuid;
 use tasker_events_core::{
@@ -232,26 +232,59 @@ fn optional_uuid(field: &'static str, value: Option<String>) -> Result<Option<uu
         .transpose()
 }
 
+/// A name given as a String or a Symbol; checked here rather than in Ruby, where the checks
+/// would cost more than the rest of `publish`.
+fn name_text(ruby: &Ruby, field: &str, value: Value) -> Result<String, Error> {
+    if let Some(string) = RString::from_value(value) {
+        return string.to_string();
+    }
+    if let Some(symbol) = Symbol::from_value(value) {
+        return Ok(symbol.name()?.into_owned());
+    }
+    let message = format!(
+        "{field} must be a String or Symbol, got {}",
+        value.inspect()
+    );
+    Err(errors::error(ruby, "ValidationError", message))
+}
+
+/// nil, or anything with a text form (a String, a UUID object).
+fn optional_text(value: Value) -> Result<Option<String>, Error> {
+    if value.is_nil() {
+        return Ok(None);
+    }
+    match RString::from_value(value) {
+        Some(string) => string.to_string().map(Some),
+        None => value.to_r_string()?.to_string().map(Some),
+    }
+}
+
 /// @return [String, nil] the event id, or nil when every path dropped the event.
 #[allow(clippy::too_many_arguments)]
 fn publish(
     ruby: &Ruby,
-    event_name: String,
+    event_name: Value,
     payload: Value,
-    namespace: String,
-    delivery_mode: String,
-    task_uuid: Option<String>,
-    step_uuid: Option<String>,
-    step_name: Option<String>,
-    correlation_id: Option<String>,
+    namespace: Value,
+    delivery_mode: Value,
+    task_uuid: Value,
+    step_uuid: Value,
+    step_name: Value,
+    correlation_id: Value,
     metadata: Value,
     execution_result: Value,
 ) -> Result<Option<String>, Error> {
     guard(ruby, || {
         crate::fork::recover(ruby)?;
-        let delivery_mode = delivery_mode
+        let event_name = name_text(ruby, "event_name", event_name)?;
+        let namespace = name_text(ruby, "namespace", namespace)?;
+        let delivery_mode = name_text(ruby, "delivery_mode", delivery_mode)?
             .parse()
             .map_err(|e| errors::validation(ruby, e))?;
+        let task_uuid = optional_text(task_uuid)?;
+        let step_uuid = optional_text(step_uuid)?;
+        let step_name = optional_text(step_name)?;
+        let correlation_id = optional_text(correlation_id)?;
         let extra_metadata = match to_json(ruby, metadata, "metadata")? {
             serde_json::Value::Object(map) => map,
             serde_json::Value::Null => serde_json::Map::new(),
