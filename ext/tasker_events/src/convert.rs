@@ -232,24 +232,58 @@ fn shorten(path: &str) -> String {
 }
 
 /// The path of the first string (value or key) holding U+0000, which PostgreSQL's `jsonb`
-/// cannot store, so that a durable event carrying one is refused where it is published.
+/// cannot store, so that a durable event carrying one is refused where it is published. The
+/// path is spelled out only once one is found: this runs on every durable publish.
 pub fn find_nul(json: &Json, path: &str) -> Option<String> {
+    nul_at(json).map(|steps| spell(path, &steps))
+}
+
+/// [`find_nul`] for the entries of an object.
+pub fn find_nul_in(map: &Map<String, Json>, path: &str) -> Option<String> {
+    nul_in(map).map(|steps| spell(path, &steps))
+}
+
+enum Step<'a> {
+    Key(&'a str),
+    Index(usize),
+}
+
+/// The steps to the first U+0000, innermost first.
+fn nul_at(json: &Json) -> Option<Vec<Step<'_>>> {
     match json {
-        Json::String(s) if s.contains('\0') => Some(path.to_owned()),
-        Json::Array(items) => items
-            .iter()
-            .enumerate()
-            .find_map(|(i, item)| find_nul(item, &format!("{path}[{i}]"))),
-        Json::Object(map) => map.iter().find_map(|(key, value)| {
-            let here = format!("{path}.{key}");
-            if key.contains('\0') {
-                Some(here)
-            } else {
-                find_nul(value, &here)
-            }
+        Json::String(s) if s.contains('\0') => Some(Vec::new()),
+        Json::Array(items) => items.iter().enumerate().find_map(|(i, item)| {
+            let mut steps = nul_at(item)?;
+            steps.push(Step::Index(i));
+            Some(steps)
         }),
+        Json::Object(map) => nul_in(map),
         _ => None,
     }
+}
+
+fn nul_in(map: &Map<String, Json>) -> Option<Vec<Step<'_>>> {
+    map.iter().find_map(|(key, value)| {
+        let mut steps = if key.contains('\0') {
+            Vec::new()
+        } else {
+            nul_at(value)?
+        };
+        steps.push(Step::Key(key));
+        Some(steps)
+    })
+}
+
+fn spell(root: &str, steps: &[Step<'_>]) -> String {
+    let mut path = root.to_owned();
+    for step in steps.iter().rev() {
+        // Writing to a String cannot fail.
+        let _ = match step {
+            Step::Key(key) => write!(path, ".{key}"),
+            Step::Index(i) => write!(path, "[{i}]"),
+        };
+    }
+    path
 }
 
 /// A frozen Ruby String: one event hash is shared by every subscriber it is delivered to.

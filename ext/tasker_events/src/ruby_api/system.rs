@@ -10,7 +10,7 @@ use tasker_events_core::{
     durable, Config, DatabaseError, DropReason, EventSystem, NewEvent, Pattern, Stats,
 };
 
-use crate::convert::{find_nul, object_to_ruby, set_max_bytes, to_json};
+use crate::convert::{find_nul, find_nul_in, object_to_ruby, set_max_bytes, to_json};
 use crate::errors::{self, guard};
 use crate::gvl::without_gvl;
 
@@ -331,15 +331,12 @@ fn publish(
 /// A durable event whose strings hold U+0000 could never be written (PostgreSQL's `jsonb`
 /// refuses it), so it is refused here, where the caller learns which value it was.
 fn refuse_nul(ruby: &Ruby, event: &NewEvent) -> Result<(), Error> {
-    let metadata = serde_json::Value::Object(event.extra_metadata.clone());
-    let parts = [
-        (Some(&event.payload), "payload"),
-        (Some(&metadata), "metadata"),
-        (event.execution_result.as_ref(), "execution_result"),
-    ];
-    let found = parts
-        .into_iter()
-        .find_map(|(json, path)| json.and_then(|json| find_nul(json, path)));
+    let found = find_nul(&event.payload, "payload")
+        .or_else(|| find_nul_in(&event.extra_metadata, "metadata"))
+        .or_else(|| {
+            let result = event.execution_result.as_ref()?;
+            find_nul(result, "execution_result")
+        });
     match found {
         Some(path) => Err(errors::error(
             ruby,
