@@ -11,7 +11,7 @@
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::dispatch::PublishJob;
 use crate::event::DomainEvent;
@@ -65,6 +65,9 @@ struct State {
     logs_dropped: u64,
     closed: bool,
     interrupted: bool,
+    /// Threads waiting on `ready`; pushes wake one only when there is one, since a condition
+    /// variable's wake is a system call even when nobody waits.
+    waiters: usize,
 }
 
 /// A bounded, blocking, interruptible queue of deliveries for the drain thread.
@@ -97,8 +100,11 @@ impl DrainQueue {
             return Err(item);
         }
         state.items.push_back(item);
+        let wake = state.waiters > 0;
         drop(state);
-        self.ready.notify_one();
+        if wake {
+            self.ready.notify_one();
+        }
         Ok(())
     }
 
@@ -111,8 +117,11 @@ impl DrainQueue {
             return false;
         }
         state.logs.push_back(record);
+        let wake = state.waiters > 0;
         drop(state);
-        self.ready.notify_one();
+        if wake {
+            self.ready.notify_one();
+        }
         true
     }
 
@@ -127,7 +136,7 @@ impl DrainQueue {
     /// lines also end the wait, with an empty batch: the caller takes them with
     /// [`DrainQueue::take_logs`].
     pub fn wait_batch(&self, max: usize, timeout: Option<Duration>) -> Wait {
-        let deadline = timeout.map(|t| std::time::Instant::now() + t);
+        let deadline = timeout.map(|t| Instant::now() + t);
         let mut state = self.lock();
         loop {
             if state.interrupted {
@@ -141,19 +150,22 @@ impl DrainQueue {
             if state.closed {
                 return Wait::Closed;
             }
-            state = match deadline {
+            let left = match deadline {
+                None => None,
+                Some(deadline) => match deadline.checked_duration_since(Instant::now()) {
+                    Some(left) if !left.is_zero() => Some(left),
+                    _ => return Wait::TimedOut,
+                },
+            };
+            state.waiters += 1;
+            state = match left {
                 None => self.ready.wait(state).unwrap_or_else(|e| e.into_inner()),
-                Some(deadline) => {
-                    let now = std::time::Instant::now();
-                    if now >= deadline {
-                        return Wait::TimedOut;
-                    }
-                    self.ready
-                        .wait_timeout(state, deadline - now)
-                        .unwrap_or_else(|e| e.into_inner())
-                        .0
+                Some(left) => {
+                    let woken = self.ready.wait_timeout(state, left);
+                    woken.unwrap_or_else(|e| e.into_inner()).0
                 }
             };
+            state.waiters -= 1;
         }
     }
 
