@@ -4,7 +4,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use magnus::{function, method, prelude::*, Error, RArray, RHash, RModule, Ruby};
+use magnus::value::LazyId;
+use magnus::{function, method, prelude::*, Error, RArray, RHash, RModule, Ruby, Symbol};
 use tasker_events_core::drain::{DrainItem, DrainQueue, Wait};
 use tasker_events_core::stats::{DropReason, SettleGate, SubscriberKind};
 use tasker_events_core::{DomainEvent, EventMetadata};
@@ -116,6 +117,26 @@ fn batch_to_ruby(ruby: &Ruby, batch: &[DrainItem]) -> Result<RArray, Error> {
     Ok(array)
 }
 
+/// The keys of every event hash, interned once rather than looked up per event.
+static EVENT_ID: LazyId = LazyId::new("event_id");
+static EVENT_NAME: LazyId = LazyId::new("event_name");
+static EVENT_VERSION: LazyId = LazyId::new("event_version");
+static DELIVERY_MODE: LazyId = LazyId::new("delivery_mode");
+static PAYLOAD: LazyId = LazyId::new("payload");
+static METADATA: LazyId = LazyId::new("metadata");
+static EXECUTION_RESULT: LazyId = LazyId::new("execution_result");
+static TASK_UUID: LazyId = LazyId::new("task_uuid");
+static STEP_UUID: LazyId = LazyId::new("step_uuid");
+static STEP_NAME: LazyId = LazyId::new("step_name");
+static NAMESPACE: LazyId = LazyId::new("namespace");
+static CORRELATION_ID: LazyId = LazyId::new("correlation_id");
+static FIRED_AT: LazyId = LazyId::new("fired_at");
+static FIRED_BY: LazyId = LazyId::new("fired_by");
+
+fn key(ruby: &Ruby, id: &LazyId) -> Symbol {
+    Symbol::from(LazyId::get_inner_with(id, ruby))
+}
+
 /// The event as subscribers see it: a frozen Hash with symbol keys all the way down.
 pub fn event_to_ruby(ruby: &Ruby, event: &DomainEvent) -> Result<RHash, Error> {
     // Built field by field: serializing the event to JSON first would copy its payload once
@@ -123,27 +144,24 @@ pub fn event_to_ruby(ruby: &Ruby, event: &DomainEvent) -> Result<RHash, Error> {
     let hash = ruby.hash_new();
     let mut uuid = uuid::Uuid::encode_buffer();
     let id = event.event_id.as_hyphenated().encode_lower(&mut uuid);
-    hash.aset(ruby.to_symbol("event_id"), frozen_str(ruby, id))?;
+    hash.aset(key(ruby, &EVENT_ID), frozen_str(ruby, id))?;
+    hash.aset(key(ruby, &EVENT_NAME), frozen_str(ruby, &event.event_name))?;
     hash.aset(
-        ruby.to_symbol("event_name"),
-        frozen_str(ruby, &event.event_name),
-    )?;
-    hash.aset(
-        ruby.to_symbol("event_version"),
+        key(ruby, &EVENT_VERSION),
         frozen_str(ruby, &event.event_version),
     )?;
     let mode = event.delivery_mode.as_str();
-    hash.aset(ruby.to_symbol("delivery_mode"), frozen_str(ruby, mode))?;
-    hash.aset(ruby.to_symbol("payload"), to_ruby(ruby, &event.payload)?)?;
+    hash.aset(key(ruby, &DELIVERY_MODE), frozen_str(ruby, mode))?;
+    hash.aset(key(ruby, &PAYLOAD), to_ruby(ruby, &event.payload)?)?;
     hash.aset(
-        ruby.to_symbol("metadata"),
+        key(ruby, &METADATA),
         metadata_to_ruby(ruby, &event.metadata)?,
     )?;
     let result = match &event.execution_result {
         Some(result) => to_ruby(ruby, result)?,
         None => ruby.qnil().as_value(),
     };
-    hash.aset(ruby.to_symbol("execution_result"), result)?;
+    hash.aset(key(ruby, &EXECUTION_RESULT), result)?;
     hash.freeze();
     Ok(hash)
 }
@@ -155,27 +173,21 @@ fn metadata_to_ruby(ruby: &Ruby, metadata: &EventMetadata) -> Result<RHash, Erro
         Some(id) => frozen_str(ruby, &id.to_string()),
         None => ruby.qnil().as_value(),
     };
-    hash.aset(ruby.to_symbol("task_uuid"), uuid(metadata.task_uuid))?;
-    hash.aset(ruby.to_symbol("step_uuid"), uuid(metadata.step_uuid))?;
+    hash.aset(key(ruby, &TASK_UUID), uuid(metadata.task_uuid))?;
+    hash.aset(key(ruby, &STEP_UUID), uuid(metadata.step_uuid))?;
     let step_name = match &metadata.step_name {
         Some(name) => frozen_str(ruby, name),
         None => ruby.qnil().as_value(),
     };
-    hash.aset(ruby.to_symbol("step_name"), step_name)?;
+    hash.aset(key(ruby, &STEP_NAME), step_name)?;
+    hash.aset(key(ruby, &NAMESPACE), frozen_str(ruby, &metadata.namespace))?;
     hash.aset(
-        ruby.to_symbol("namespace"),
-        frozen_str(ruby, &metadata.namespace),
-    )?;
-    hash.aset(
-        ruby.to_symbol("correlation_id"),
+        key(ruby, &CORRELATION_ID),
         uuid(Some(metadata.correlation_id)),
     )?;
     let fired_at = metadata.fired_at_rfc3339();
-    hash.aset(ruby.to_symbol("fired_at"), frozen_str(ruby, &fired_at))?;
-    hash.aset(
-        ruby.to_symbol("fired_by"),
-        frozen_str(ruby, &metadata.fired_by),
-    )?;
+    hash.aset(key(ruby, &FIRED_AT), frozen_str(ruby, &fired_at))?;
+    hash.aset(key(ruby, &FIRED_BY), frozen_str(ruby, &metadata.fired_by))?;
     for (key, value) in &metadata.extra {
         hash.aset(ruby.to_symbol(key), to_ruby(ruby, value)?)?;
     }
