@@ -141,7 +141,7 @@ RSpec.describe "durable delivery through PostgreSQL faults", :integration do
     # The buffer and the channel hold at most their capacities; everything else is dropped.
     expect(queued).to be <= 110
     expect(dropped).to eq(accepted - queued)
-    # At most 20 lines a second, however many were dropped.
-    expect(log.string.scan(/domain event dropped /).size).to be_between(1, 20)
+    # At most 20 lines a second, however many were dropped (the burst may straddle two).
+    expect(log.string.scan(/domain event dropped /).size).to be_between(1, 40)
   end
 end
