@@ -351,7 +351,16 @@ pub fn instruments(stats: &Stats) -> Vec<Instrument> {
             |p| p.delivered,
         ),
         dropped(&paths),
-        reasons(&snapshot),
+        labelled(
+            Instrument::new(
+                "tasker.domain_events.rejected.total",
+                "tasker_domain_events_rejected_total",
+                InstrumentKind::Counter,
+                "Domain events refused before routing, by reason",
+            ),
+            "reason",
+            &snapshot.rejected,
+        ),
         per_path(
             Instrument::new(
                 "tasker.domain_events.queued",
@@ -362,23 +371,34 @@ pub fn instruments(stats: &Stats) -> Vec<Instrument> {
             &paths,
             |p| p.queued,
         ),
-        declared(&snapshot),
-        per_kind(
+        labelled(
+            Instrument::new(
+                "tasker.domain_events.declared.total",
+                "tasker_domain_events_declared_total",
+                InstrumentKind::Counter,
+                "Declared events of completed steps, by what became of them",
+            ),
+            "outcome",
+            &snapshot.declared_events,
+        ),
+        labelled(
             Instrument::new(
                 "tasker.domain_events.subscriber_errors.total",
                 "tasker_domain_events_subscriber_errors_total",
                 InstrumentKind::Counter,
                 "Subscriber calls that raised, returned an error or panicked",
             ),
+            "kind",
             &snapshot.subscriber_errors,
         ),
-        per_kind(
+        labelled(
             Instrument::new(
                 "tasker.domain_events.subscriber_timeouts.total",
                 "tasker_domain_events_subscriber_timeouts_total",
                 InstrumentKind::Counter,
                 "Subscriber calls abandoned after dispatch_timeout_ms",
             ),
+            "kind",
             &snapshot.subscriber_timeouts,
         ),
         durable_write(&stats.metrics),
@@ -438,38 +458,14 @@ fn dropped(paths: &[(&'static str, &PathSnapshot)]) -> Instrument {
     instrument
 }
 
-fn reasons(snapshot: &StatsSnapshot) -> Instrument {
-    let mut instrument = Instrument::new(
-        "tasker.domain_events.rejected.total",
-        "tasker_domain_events_rejected_total",
-        InstrumentKind::Counter,
-        "Domain events refused before routing, by reason",
-    );
-    for (reason, &n) in &snapshot.rejected {
-        instrument = instrument.point([("reason", (*reason).to_owned())], n);
-    }
-    instrument
-}
-
-fn declared(snapshot: &StatsSnapshot) -> Instrument {
-    let mut instrument = Instrument::new(
-        "tasker.domain_events.declared.total",
-        "tasker_domain_events_declared_total",
-        InstrumentKind::Counter,
-        "Declared events of completed steps, by what became of them",
-    );
-    for (outcome, &n) in &snapshot.declared_events {
-        instrument = instrument.point([("outcome", (*outcome).to_owned())], n);
-    }
-    instrument
-}
-
-fn per_kind(
+/// One point per entry of `counts`, its key as the attribute `label`.
+fn labelled(
     mut instrument: Instrument,
-    counts: &std::collections::BTreeMap<&'static str, u64>,
+    label: &'static str,
+    counts: &BTreeMap<&'static str, u64>,
 ) -> Instrument {
-    for (kind, &n) in counts {
-        instrument = instrument.point([("kind", (*kind).to_owned())], n);
+    for (value, &n) in counts {
+        instrument = instrument.point([(label, (*value).to_owned())], n);
     }
     instrument
 }
