@@ -11,7 +11,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use sqlx::postgres::PgPoolOptions;
 use sqlx::PgPool;
 use tasker_events_core::bus::HandlerFuture;
 use tasker_events_core::durable::install_pgmq;
@@ -22,7 +21,7 @@ use tasker_events_core::{
 use tokio::runtime::Runtime;
 use uuid::Uuid;
 
-use support::{run_suffix, TestDatabase};
+use support::{inspection_pool, run_suffix, TestDatabase};
 
 /// Long enough for a loaded CI machine, short enough that a hang fails the test quickly.
 const PATIENCE: Duration = Duration::from_secs(20);
@@ -40,17 +39,7 @@ struct Harness {
 impl Harness {
     fn new() -> Self {
         let database = TestDatabase::start();
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let pool = runtime
-            .block_on(
-                PgPoolOptions::new()
-                    .max_connections(2)
-                    .connect(database.url()),
-            )
-            .expect("connect to the test database");
+        let (runtime, pool) = inspection_pool(&database);
         Self {
             pool,
             runtime,

@@ -10,14 +10,13 @@ mod support;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use sqlx::postgres::PgPoolOptions;
 use sqlx::PgPool;
 use tasker_events_core::durable::install_pgmq;
 use tasker_events_core::names::queue_name;
 use tasker_events_core::queues::{Cancel, Position, QueueError, QueueInspector};
 use tokio::runtime::Runtime;
 
-use support::{run_suffix, TestDatabase};
+use support::{inspection_pool, run_suffix, TestDatabase};
 
 const PATIENCE: Duration = Duration::from_secs(10);
 
@@ -35,19 +34,8 @@ struct Harness {
 impl Harness {
     fn new() -> Self {
         let database = TestDatabase::start();
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let pool = runtime.block_on(async {
-            let pool = PgPoolOptions::new()
-                .max_connections(2)
-                .connect(database.url())
-                .await
-                .expect("connect to the test database");
-            install_pgmq(&pool).await.expect("install PGMQ");
-            pool
-        });
+        let (runtime, pool) = inspection_pool(&database);
+        runtime.block_on(install_pgmq(&pool)).expect("install PGMQ");
         let inspector = QueueInspector::connect(database.url(), PATIENCE, &Cancel::new())
             .expect("the inspector connects");
         Self {

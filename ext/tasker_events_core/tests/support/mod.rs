@@ -45,6 +45,22 @@ impl TestDatabase {
     }
 }
 
+/// A runtime and pool of the test's own, for looking at the database from outside the code
+/// under test (an event system runs its own runtime, which must not be entered from another).
+pub fn inspection_pool(database: &TestDatabase) -> (tokio::runtime::Runtime, sqlx::PgPool) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime for the test");
+    let connect = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(2)
+        .connect(database.url());
+    let pool = runtime
+        .block_on(connect)
+        .expect("connect to the test database");
+    (runtime, pool)
+}
+
 /// A suffix that differs between runs, so that namespaces of one run never meet rows an
 /// earlier run left in a shared `DATABASE_URL` database.
 pub fn run_suffix() -> String {
