@@ -33,8 +33,11 @@ use std::time::Duration;
 
 use futures::future::OptionFuture;
 use pgmq::{PGMQueueExt, PgmqError};
+use serde::de::Error as _;
 use serde_json::json;
+use serde_json::value::{to_raw_value, RawValue};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::types::Json;
 use sqlx::PgPool;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -92,6 +95,8 @@ pub(crate) struct DurablePublisher {
     buffer_size: usize,
     log_dropped_events: bool,
     backlog: Backlog,
+    /// The next batch, serialized while the one before it is being written.
+    prepared: Option<Prepared>,
     outage: Option<Outage>,
     isolating: Option<Isolation>,
 }
@@ -118,8 +123,41 @@ struct Outage {
 struct Write {
     namespace: String,
     events: Vec<Arc<DomainEvent>>,
+    encoded: Result<Encoded, Arc<serde_json::Error>>,
     install: bool,
     create: bool,
+}
+
+/// A batch taken from the backlog and serialized while the batch before it is in PostgreSQL,
+/// so that it is sent as soon as that write returns: the server never waits for us to turn
+/// events into JSON. Writes stay one at a time, which keeps each queue in publish order.
+struct Prepared {
+    namespace: String,
+    events: Vec<Arc<DomainEvent>>,
+    encoded: Result<Encoded, Arc<serde_json::Error>>,
+}
+
+/// The PGMQ messages and headers of a batch, as JSON text ready to be sent.
+struct Encoded {
+    messages: Vec<Json<Box<RawValue>>>,
+    headers: Vec<Json<Box<RawValue>>>,
+}
+
+impl Encoded {
+    fn of(events: &[Arc<DomainEvent>]) -> Result<Self, Arc<serde_json::Error>> {
+        let encode = |events: &[Arc<DomainEvent>]| -> serde_json::Result<Self> {
+            let mut encoded = Self {
+                messages: Vec::with_capacity(events.len()),
+                headers: Vec::with_capacity(events.len()),
+            };
+            for event in events {
+                encoded.messages.push(Json(to_raw_value(&**event)?));
+                encoded.headers.push(Json(to_raw_value(&headers(event))?));
+            }
+            Ok(encoded)
+        };
+        encode(events).map_err(Arc::new)
+    }
 }
 
 /// What became of a [`Write`].
@@ -147,6 +185,7 @@ impl DurablePublisher {
             buffer_size: config.durable_buffer_size,
             log_dropped_events: config.log_dropped_events,
             backlog: Backlog::default(),
+            prepared: None,
             outage: None,
             isolating: None,
         }
@@ -162,11 +201,16 @@ impl DurablePublisher {
             if in_flight.is_none() {
                 in_flight = self.next_write();
             }
+            if in_flight.is_some() {
+                self.prepare();
+            }
             if !open && in_flight.is_none() && self.backlog.is_empty() {
                 return;
             }
-            // The batch being written still counts against the buffer: it may come back.
-            let writing = in_flight.as_ref().map_or(0, |(_, n)| *n);
+            // The batches being written or prepared still count against the buffer: they may
+            // come back.
+            let prepared = self.prepared.as_ref().map_or(0, |p| p.events.len());
+            let writing = in_flight.as_ref().map_or(0, |(_, n)| *n) + prepared;
             let room = self
                 .buffer_size
                 .saturating_sub(self.backlog.len() + writing)
@@ -208,15 +252,20 @@ impl DurablePublisher {
         {
             return None;
         }
-        let (namespace, events) = self.backlog.take_batch(|namespace| match &self.isolating {
-            Some(isolation) if isolation.namespace == namespace => isolation.batch_size,
-            _ => self.batch_size,
-        })?;
+        let Prepared {
+            namespace,
+            events,
+            encoded,
+        } = match self.prepared.take() {
+            Some(prepared) => prepared,
+            None => self.take_prepared()?,
+        };
         let write = Write {
             create: !self.created.contains(&namespace),
             install: self.install_pending,
             namespace,
             events,
+            encoded,
         };
         let span = span!(
             // One span per batch costs little, so it is on whenever warnings are: what is
@@ -230,6 +279,35 @@ impl DurablePublisher {
         let count = write.events.len();
         let job = run_write(self.queue.clone(), self.pool.clone(), write);
         Some((tokio::spawn(job.instrument(span)), count))
+    }
+
+    /// Serializes the next batch while a write is under way; not while isolating a refused
+    /// event, when batch sizes change with every write.
+    fn prepare(&mut self) {
+        if self.prepared.is_none() && self.isolating.is_none() && self.outage.is_none() {
+            self.prepared = self.take_prepared();
+        }
+    }
+
+    fn take_prepared(&mut self) -> Option<Prepared> {
+        let (namespace, events) = self.backlog.take_batch(|namespace| match &self.isolating {
+            Some(isolation) if isolation.namespace == namespace => isolation.batch_size,
+            _ => self.batch_size,
+        })?;
+        let encoded = Encoded::of(&events);
+        Some(Prepared {
+            namespace,
+            events,
+            encoded,
+        })
+    }
+
+    /// Puts a prepared batch back, for a failed write's events to go in front of it.
+    fn unprepare(&mut self) {
+        if let Some(prepared) = self.prepared.take() {
+            self.backlog
+                .push_front(&prepared.namespace, prepared.events);
+        }
     }
 
     fn on_written(&mut self, written: Written) {
@@ -289,6 +367,7 @@ impl DurablePublisher {
 
     /// Keeps the batch for a retry after a backoff.
     fn on_failure(&mut self, write: Write, error: &PgmqError) {
+        self.unprepare();
         // The queue may have been dropped behind our back; create it again next time.
         self.created.remove(&write.namespace);
         let now = Instant::now();
@@ -321,6 +400,7 @@ impl DurablePublisher {
     /// PostgreSQL refused the batch's data: write it again in halves, to find the event it
     /// refuses, or drop that one event.
     fn on_refused(&mut self, write: Write, error: &PgmqError) {
+        self.unprepare();
         let events = write.events;
         if events.len() > 1 {
             self.isolating = Some(Isolation {
@@ -382,11 +462,22 @@ async fn send(queue: &PGMQueueExt, pool: &PgPool, write: &Write) -> Result<Vec<i
     if write.create {
         queue.create(&name).await?;
     }
-    let events: Vec<&DomainEvent> = write.events.iter().map(|e| &**e).collect();
-    let headers: Vec<_> = events.iter().map(|e| headers(e)).collect();
-    queue
-        .send_batch_with_delay_with_headers(&name, &events, Some(&headers), 0)
-        .await
+    let encoded = write
+        .encoded
+        .as_ref()
+        .map_err(|e| PgmqError::JsonParsingError(serde_json::Error::custom(e)))?;
+    // What `pgmq.send_batch` of the pgmq crate sends, but with the JSON written once, ahead of
+    // time, instead of rebuilt as `serde_json::Value` trees here.
+    let ids = sqlx::query_scalar(
+        "SELECT * FROM pgmq.send_batch(queue_name => $1::text, msgs => $2::jsonb[], \
+         headers => $3::jsonb[], delay => 0)",
+    )
+    .bind(&name)
+    .bind(&encoded.messages[..])
+    .bind(&encoded.headers[..])
+    .fetch_all(pool)
+    .await?;
+    Ok(ids)
 }
 
 /// Whether PostgreSQL refused the data itself (data exceptions, program limits), so that
