@@ -31,6 +31,10 @@ require_relative "tasker_events/open_telemetry_bridge"
 module TaskerEvents
   DELIVERY_MODES = %i[durable fast broadcast].freeze
 
+  # The default payload and metadata of {.publish}: shared, so a call allocates none.
+  NO_FIELDS = {}.freeze
+  private_constant :NO_FIELDS
+
   # Ruby Logger levels as the Rust core names them.
   LOG_LEVELS = { Logger::DEBUG => "debug", Logger::INFO => "info", Logger::WARN => "warn",
                  Logger::ERROR => "error", Logger::FATAL => "off", Logger::UNKNOWN => "off" }.freeze
@@ -74,7 +78,9 @@ module TaskerEvents
     # delivery problem: an event that cannot be delivered is counted in {.stats} and logged.
     #
     # @param event_name [String] dotted lowercase name, e.g. "payment.processed"
-    # @param payload [Hash] JSON-compatible data; Time and Date become ISO 8601 strings
+    # @param payload [Hash] JSON-compatible data; Time and Date become ISO 8601 strings in
+    #   PGMQ. Ruby subscribers receive this very object (not a copy), as with
+    #   ActiveSupport::Notifications: do not change it after publishing
     # @param namespace [String] 1-33 of a-z, 0-9, _; durable events go to
     #   the PGMQ queue "#{namespace}_domain_events"
     # @param delivery_mode [Symbol] :durable, :fast or :broadcast
@@ -85,11 +91,12 @@ module TaskerEvents
     # @param metadata [Hash] extra metadata; the standard fields win over keys of the same name
     # @param execution_result [Hash, nil]
     # @return [String, nil] the event id, or nil when the event was dropped
-    # @raise [ValidationError] (an ArgumentError) for an invalid name, namespace, mode, UUID or
-    #   payload value, naming it
-    def publish(event_name, payload = {}, namespace:, delivery_mode: :durable, task_uuid: nil,
-                step_uuid: nil, step_name: nil, correlation_id: nil, metadata: {},
-                execution_result: nil)
+    # @raise [ValidationError] (an ArgumentError) for an invalid name, namespace, mode or UUID,
+    #   or a payload value with no JSON form where JSON is needed (durable and broadcast
+    #   events, fast events a Rust subscriber matches), naming it
+    def publish(event_name, payload = NO_FIELDS, namespace:, delivery_mode: :durable,
+                task_uuid: nil, step_uuid: nil, step_name: nil, correlation_id: nil,
+                metadata: NO_FIELDS, execution_result: nil)
       # Types are checked in the core: here they would cost more than the rest of publish.
       Native.publish(event_name, payload, namespace, delivery_mode, task_uuid, step_uuid,
                      step_name, correlation_id, metadata, execution_result)

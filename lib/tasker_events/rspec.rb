@@ -69,8 +69,10 @@ module TaskerEvents
         started
       end
 
-      # Builds an event exactly as {TaskerEvents.publish} would, without publishing it: frozen,
-      # with symbol keys all the way down. For calling a subscriber's `handle` directly.
+      # Builds an event as {TaskerEvents.publish} would, without publishing it: a frozen Hash
+      # with symbol keys whose `:payload` is the given object (for a durable event, its JSON form
+      # with symbol keys). For calling a subscriber's `handle` directly. The payload is checked
+      # as for PGMQ in every mode, so a value no consumer could read fails the test.
       # @param event_name [String]
       # @param payload [Hash]
       # @param namespace [String]

@@ -26,12 +26,13 @@ RSpec.describe TaskerEvents::BaseSubscriber do
   end
 
   describe "the event given to #handle" do
-    it "is a frozen Hash with symbol keys all the way down" do
+    it "is a frozen Hash with symbol keys, carrying the payload object that was published" do
       subscriber = recording_subscriber("payment.processed")
       task_uuid = "0199c3e0-ccdb-7581-87ab-3f67daeaa4a5"
-      id = publish_fast("payment.processed", { "card" => { "last4" => "4242" }, amount: 99.99 },
-                        task_uuid:, step_name: "process_payment",
-                        metadata: { region: "eu" }, execution_result: { success: true })
+      payload = { "card" => { "last4" => "4242" }, amount: 99.99, at: Time.utc(2026, 12, 4) }
+      id = publish_fast("payment.processed", payload, task_uuid:, step_name: "process_payment",
+                                                      metadata: { region: "eu" },
+                                                      execution_result: { success: true })
       TaskerEvents.flush
 
       event = subscriber.received.fetch(0)
@@ -40,13 +41,29 @@ RSpec.describe TaskerEvents::BaseSubscriber do
                                             :execution_result)
       expect(event).to include(event_id: id, event_name: "payment.processed",
                                event_version: "1.0", delivery_mode: "fast")
-      expect(event[:payload]).to eq(card: { last4: "4242" }, amount: 99.99)
+      # Not a copy: what the step published, as ActiveSupport::Notifications hands it over.
+      expect(event[:payload]).to be(payload)
+      expect(event[:payload]).not_to be_frozen
       expect(event[:metadata]).to include(task_uuid:, correlation_id: task_uuid,
                                           step_name: "process_payment", namespace:,
                                           fired_by: "default", region: "eu")
       expect(event[:execution_result]).to eq(success: true)
       expect(event).to be_frozen
-      expect(event[:payload][:card]).to be_frozen
+      expect(event[:metadata]).to be_frozen
+    end
+
+    it "carries the published object in a broadcast event too, and the JSON form to PGMQ" do
+      TaskerEvents.shutdown
+      TaskerEvents.start(test_mode: true, logger: Logger.new(File::NULL))
+      TaskerEvents.clear_captured
+      subscriber = recording_subscriber("payment.processed")
+      payload = { "card" => { "last4" => "4242" }, method: :card }
+      TaskerEvents.publish("payment.processed", payload, namespace:, delivery_mode: :broadcast)
+      TaskerEvents.flush
+
+      expect(subscriber.received.fetch(0)[:payload]).to be(payload)
+      message = TaskerEvents.captured_messages.fetch(0)[:message]
+      expect(message[:payload]).to eq(card: { last4: "4242" }, method: "card")
     end
   end
 

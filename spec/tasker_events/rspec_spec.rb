@@ -62,12 +62,15 @@ RSpec.describe TaskerEvents::RSpec do
 
   describe ".build_event" do
     it "builds the event publish would, without publishing it" do
-      event = described_class.build_event("payment.processed", { "amount" => 5 },
+      payload = { "amount" => 5 }
+      event = described_class.build_event("payment.processed", payload,
                                           namespace: "payments", delivery_mode: :broadcast,
                                           metadata: { region: "eu" })
       expect(event).to include(event_name: "payment.processed", event_version: "1.0",
-                               delivery_mode: "broadcast", payload: { amount: 5 },
-                               execution_result: nil)
+                               delivery_mode: "broadcast", execution_result: nil)
+      expect(event[:payload]).to be(payload)
+      durable = described_class.build_event("payment.processed", payload, delivery_mode: :durable)
+      expect(durable[:payload]).to eq(amount: 5)
       expect(event[:metadata]).to include(namespace: "payments", region: "eu",
                                           fired_by: "default")
       expect(event[:event_id]).to match(/\A\h{8}-\h{4}-7\h{3}-\h{4}-\h{12}\z/)

@@ -293,6 +293,24 @@ pub fn frozen_str(ruby: &Ruby, text: &str) -> Value {
     string.as_value()
 }
 
+/// The one frozen Ruby String with this text (Ruby's table of interned strings): for the parts
+/// of an event that repeat from one event to the next (its name, namespace, version), so that
+/// the drain thread allocates nothing for them.
+pub fn interned_str(ruby: &Ruby, text: &str) -> Value {
+    // SAFETY: called with the GVL (we hold `ruby`); `text` is valid UTF-8 of `text.len()` bytes,
+    // which Ruby copies before returning.
+    let raw = unsafe {
+        rb_sys::rb_enc_interned_str(
+            text.as_ptr().cast(),
+            text.len() as std::os::raw::c_long,
+            rb_sys::rb_utf8_encoding(),
+        )
+    };
+    let _ = ruby;
+    // SAFETY: `rb_enc_interned_str` returns a String object.
+    unsafe { <Value as magnus::rb_sys::FromRawValue>::from_raw(raw) }
+}
+
 /// Converts JSON to a frozen Ruby value with symbol keys.
 pub fn to_ruby(ruby: &Ruby, json: &Json) -> Result<Value, Error> {
     let value = match json {

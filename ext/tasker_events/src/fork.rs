@@ -13,7 +13,8 @@
 //!
 //! A lock held by a runtime thread at the moment of `fork` would stay locked forever in the
 //! child. The handlers therefore take every lock that both the runtime's threads and the child
-//! use (the counters' and the log's) just before `fork`, and release them on both sides after.
+//! use (the counters', the log's and the payload pins') just before `fork`, and release them
+//! on both sides after.
 
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -49,6 +50,7 @@ extern "C" fn prepare() {
         crate::logging::hold_for_fork(),
         STATS.hold_for_fork(),
         tasker_events_core::log::hold_for_fork(),
+        crate::pins::hold_for_fork(),
     ));
     HELD.with(|slot| *slot.borrow_mut() = Some(held));
 }
@@ -84,6 +86,7 @@ pub fn forget_parent() -> bool {
     // Its destructor would join threads this process does not have and close connections the
     // parent still uses.
     std::mem::forget(inherited);
+    crate::pins::forget_parent();
     was_running
 }
 

@@ -6,6 +6,7 @@ mod errors;
 mod fork;
 mod gvl;
 mod logging;
+mod pins;
 mod ruby_api;
 
 #[magnus::init]

@@ -19,6 +19,7 @@ use std::sync::{Arc, RwLock};
 use tasker_events_core::config::redact_url;
 use tasker_events_core::drain::{DrainQueue, LogRecord};
 use tracing::field::{Field, Visit};
+use tracing::level_filters::LevelFilter;
 use tracing::span::{Attributes, Id, Record};
 use tracing::subscriber::Interest;
 use tracing::{Event, Level, Metadata, Subscriber};
@@ -54,6 +55,9 @@ pub fn set_level(name: &str) -> bool {
     match level_rank(name) {
         Some(rank) => {
             LOGGER_LEVEL.store(rank, Ordering::Relaxed);
+            // Recomputes the global most verbose level from `max_level_hint`, which lets every
+            // `debug_span!` on the publish path skip the subscriber entirely while debug is off.
+            tracing::callsite::rebuild_interest_cache();
             true
         }
         None => false,
@@ -112,6 +116,18 @@ where
     // The level can change at run time, so no callsite may be cached as always off.
     fn register_callsite(&self, _metadata: &'static Metadata<'static>) -> Interest {
         Interest::sometimes()
+    }
+
+    fn max_level_hint(&self) -> Option<LevelFilter> {
+        let most_verbose = max_level(true).max(max_level(false));
+        Some(match most_verbose {
+            0 => LevelFilter::OFF,
+            1 => LevelFilter::ERROR,
+            2 => LevelFilter::WARN,
+            3 => LevelFilter::INFO,
+            4 => LevelFilter::DEBUG,
+            _ => LevelFilter::TRACE,
+        })
     }
 
     fn enabled(&self, metadata: &Metadata<'_>, _ctx: Context<'_, S>) -> bool {

@@ -19,6 +19,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use futures::FutureExt;
+use rustc_hash::FxHashMap;
 use tokio::runtime::Handle;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -66,10 +67,17 @@ struct RubySubscription {
     patterns: Vec<Pattern>,
 }
 
+/// Event names remembered by the route cache; past this many (names built from data, say),
+/// the Ruby subscribers of further names are found by matching every time.
+const ROUTE_CACHE_CAPACITY: usize = 4096;
+
 /// Fan-out of in-process events to Rust subscribers and to the drain thread.
 pub struct InProcessEventBus {
     rust: RwLock<Vec<RustSubscription>>,
     ruby: RwLock<Vec<RubySubscription>>,
+    /// The ids of the Ruby subscribers each event name matches, so that patterns are matched
+    /// once per name rather than once per event; emptied whenever a Ruby subscription changes.
+    ruby_routes: RwLock<FxHashMap<Box<str>, Arc<[u64]>>>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
     drain: Arc<DrainQueue>,
     stats: Arc<Stats>,
@@ -91,6 +99,7 @@ impl InProcessEventBus {
         Self {
             rust: RwLock::default(),
             ruby: RwLock::default(),
+            ruby_routes: RwLock::default(),
             tasks: Mutex::default(),
             drain,
             stats,
@@ -145,6 +154,9 @@ impl InProcessEventBus {
         let mut subscriptions = write(&self.ruby);
         subscriptions.retain(|s| s.id != id);
         subscriptions.push(RubySubscription { id, patterns });
+        // Cleared while the subscriptions are still locked, so no route computed from the old
+        // ones can be cached after this.
+        write(&self.ruby_routes).clear();
         Ok(())
     }
 
@@ -152,11 +164,47 @@ impl InProcessEventBus {
         let mut subscriptions = write(&self.ruby);
         let before = subscriptions.len();
         subscriptions.retain(|s| s.id != id);
+        write(&self.ruby_routes).clear();
         before != subscriptions.len()
+    }
+
+    /// The ids of the Ruby subscribers whose patterns match `event_name`.
+    fn ruby_route(&self, event_name: &str) -> Arc<[u64]> {
+        if let Some(ids) = read(&self.ruby_routes).get(event_name) {
+            return ids.clone();
+        }
+        let subscriptions = read(&self.ruby);
+        let ids: Arc<[u64]> = subscriptions
+            .iter()
+            .filter(|s| s.patterns.iter().any(|p| p.matches(event_name)))
+            .map(|s| s.id)
+            .collect();
+        let mut routes = write(&self.ruby_routes);
+        if routes.len() < ROUTE_CACHE_CAPACITY {
+            routes.insert(event_name.into(), ids.clone());
+        }
+        ids
+    }
+
+    /// Whether a Rust subscriber would receive an event of this name, and so needs its payload
+    /// as JSON.
+    pub fn has_rust_subscriber_for(&self, event_name: &str) -> bool {
+        read(&self.rust)
+            .iter()
+            .any(|s| s.pattern.matches(event_name))
     }
 
     /// Hands an event to every matching subscriber without blocking.
     pub fn publish(&self, event: &Arc<DomainEvent>) {
+        // An event without a JSON payload was published when no Rust subscriber matched it;
+        // one subscribed since then starts with the events published after it.
+        if event.has_json_payload() {
+            self.publish_to_rust(event);
+        }
+        self.publish_to_ruby(event);
+    }
+
+    fn publish_to_rust(&self, event: &Arc<DomainEvent>) {
         for subscription in read(&self.rust).iter() {
             if subscription.pattern.matches(&event.event_name) {
                 self.stats.rust_subscribers.accept(1);
@@ -165,15 +213,13 @@ impl InProcessEventBus {
                 }
             }
         }
+    }
 
+    fn publish_to_ruby(&self, event: &Arc<DomainEvent>) {
         if !self.settings.ffi_integration_enabled {
             return;
         }
-        let subscriber_ids: Vec<u64> = read(&self.ruby)
-            .iter()
-            .filter(|s| s.patterns.iter().any(|p| p.matches(&event.event_name)))
-            .map(|s| s.id)
-            .collect();
+        let subscriber_ids = self.ruby_route(&event.event_name);
         if !subscriber_ids.is_empty() {
             self.stats.ruby_subscribers.accept(1);
             let delivery = Delivery {
@@ -204,6 +250,7 @@ impl InProcessEventBus {
     pub(crate) fn close(&self) -> Vec<JoinHandle<()>> {
         write(&self.rust).clear();
         write(&self.ruby).clear();
+        write(&self.ruby_routes).clear();
         std::mem::take(&mut *lock(&self.tasks))
     }
 }

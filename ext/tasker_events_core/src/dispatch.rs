@@ -387,6 +387,7 @@ pub fn publish_declared(
         fired_by: Some(fired_by.to_owned()),
         extra_metadata,
         execution_result: Some(completion.step_result.clone()),
+        host_payload: None,
     };
     // Names and namespaces were validated when the template loaded.
     let event = match event.build() {

@@ -20,7 +20,8 @@ use crate::event::DomainEvent;
 #[derive(Debug, Clone)]
 pub struct Delivery {
     pub event: Arc<DomainEvent>,
-    pub subscriber_ids: Vec<u64>,
+    /// Shared by every delivery of events with the same name (see the bus's route cache).
+    pub subscriber_ids: Arc<[u64]>,
 }
 
 /// Work for the drain thread.
@@ -213,7 +214,7 @@ mod tests {
             .unwrap();
         DrainItem::Delivery(Delivery {
             event: Arc::new(event),
-            subscriber_ids: vec![n],
+            subscriber_ids: Arc::from([n]),
         })
     }
 

@@ -3,12 +3,18 @@
 //! An event is built once, validated once, and then shared (`Arc<DomainEvent>`) by every path
 //! it is routed to, so a broadcast event carries the same `event_id` to PGMQ and to the bus.
 
+use std::any::Any;
+use std::borrow::Cow;
+use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Serialize, Serializer};
 use serde_json::{Map, Value};
-use uuid::Uuid;
+use uuid::timestamp::context::{ContextV7, ThreadLocalContext};
+use uuid::{Timestamp, Uuid};
 
 use crate::error::{excerpt, ValidationError};
 use crate::names::{validate_event_name, validate_namespace};
@@ -86,7 +92,7 @@ pub struct EventMetadata {
     pub correlation_id: Uuid,
     #[serde(serialize_with = "serialize_rfc3339")]
     pub fired_at: DateTime<Utc>,
-    pub fired_by: String,
+    pub fired_by: Cow<'static, str>,
     /// Caller-supplied fields; never holds one of [`STANDARD_METADATA_KEYS`].
     #[serde(flatten)]
     pub extra: Map<String, Value>,
@@ -107,22 +113,77 @@ impl EventMetadata {
     }
 }
 
+/// The payload object as the host language (Ruby) published it, carried for that language's
+/// own subscribers, which receive the object itself rather than a copy made from JSON. The
+/// core never looks inside; dropping the last clone releases the host's hold on the object.
+#[derive(Clone)]
+pub struct HostPayload {
+    object: Arc<dyn Any + Send + Sync>,
+    converted: bool,
+}
+
+impl HostPayload {
+    /// A payload the event also carries as JSON (`DomainEvent::payload`).
+    pub fn alongside_json(object: Arc<dyn Any + Send + Sync>) -> Self {
+        Self {
+            object,
+            converted: true,
+        }
+    }
+
+    /// A payload never converted to JSON, because nothing that reads JSON was going to see
+    /// the event: `DomainEvent::payload` is then `null`, and only host subscribers can read it.
+    pub fn instead_of_json(object: Arc<dyn Any + Send + Sync>) -> Self {
+        Self {
+            object,
+            converted: false,
+        }
+    }
+
+    pub fn object(&self) -> &(dyn Any + Send + Sync) {
+        &*self.object
+    }
+}
+
+impl fmt::Debug for HostPayload {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HostPayload")
+            .field("converted", &self.converted)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PartialEq for HostPayload {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.object, &other.object)
+    }
+}
+
 /// A business event, as delivered to subscribers and written to PGMQ.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DomainEvent {
     /// UUIDv7, minted once per event.
     pub event_id: Uuid,
     pub event_name: String,
-    pub event_version: String,
+    pub event_version: Cow<'static, str>,
     pub delivery_mode: EventDeliveryMode,
     pub payload: Value,
     pub metadata: EventMetadata,
     pub execution_result: Option<Value>,
+    /// Set for in-process events published from the host language.
+    #[serde(skip)]
+    pub host_payload: Option<HostPayload>,
 }
 
 impl DomainEvent {
     pub fn namespace(&self) -> &str {
         &self.metadata.namespace
+    }
+
+    /// Whether `payload` holds the payload's JSON form; false only for an event whose payload
+    /// lives in the host language alone.
+    pub fn has_json_payload(&self) -> bool {
+        self.host_payload.as_ref().is_none_or(|host| host.converted)
     }
 }
 
@@ -140,6 +201,7 @@ pub struct NewEvent {
     pub fired_by: Option<String>,
     pub extra_metadata: Map<String, Value>,
     pub execution_result: Option<Value>,
+    pub host_payload: Option<HostPayload>,
 }
 
 impl NewEvent {
@@ -173,15 +235,17 @@ impl NewEvent {
 
         let mut extra = self.extra_metadata;
         extra.retain(|key, _| !STANDARD_METADATA_KEYS.contains(&key.as_str()));
+        // One reading of the clock serves the id, a fresh correlation id and `fired_at`.
+        let now = SystemTime::now();
         let correlation_id = self
             .correlation_id
             .or(self.task_uuid)
-            .unwrap_or_else(Uuid::now_v7);
+            .unwrap_or_else(|| uuid_v7_at(now));
 
         Ok(DomainEvent {
-            event_id: Uuid::now_v7(),
+            event_id: uuid_v7_at(now),
             event_name: self.event_name,
-            event_version: EVENT_VERSION.to_owned(),
+            event_version: Cow::Borrowed(EVENT_VERSION),
             delivery_mode: self.delivery_mode,
             payload: self.payload,
             metadata: EventMetadata {
@@ -190,13 +254,31 @@ impl NewEvent {
                 step_name: self.step_name,
                 namespace: self.namespace,
                 correlation_id,
-                fired_at: Utc::now(),
-                fired_by: self.fired_by.unwrap_or_else(|| DEFAULT_FIRED_BY.to_owned()),
+                fired_at: now.into(),
+                fired_by: self
+                    .fired_by
+                    .map_or(Cow::Borrowed(DEFAULT_FIRED_BY), Cow::Owned),
                 extra,
             },
             execution_result: self.execution_result,
+            host_payload: self.host_payload,
         })
     }
+}
+
+/// A UUIDv7 for the time `now`. The context, one per thread so that publishing threads never
+/// wait on each other, keeps the ids a thread mints in the same millisecond in order.
+fn uuid_v7_at(now: SystemTime) -> Uuid {
+    thread_local! {
+        static CONTEXT: ContextV7 = const { ContextV7::new() };
+    }
+    let since_epoch = now.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let timestamp = Timestamp::from_unix(
+        ThreadLocalContext::new(&CONTEXT),
+        since_epoch.as_secs(),
+        since_epoch.subsec_nanos(),
+    );
+    Uuid::new_v7(timestamp)
 }
 
 /// Parses a UUID given as text, naming the field when it is not one.

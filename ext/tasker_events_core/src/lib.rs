@@ -39,7 +39,7 @@ pub use bus::{EventHandler, HandlerError, InProcessEventBus, SubscriptionId};
 pub use capture::{Capture, CapturedMessage};
 pub use config::Config;
 pub use error::{DatabaseError, ValidationError};
-pub use event::{DomainEvent, EventDeliveryMode, EventMetadata, NewEvent};
+pub use event::{DomainEvent, EventDeliveryMode, EventMetadata, HostPayload, NewEvent};
 pub use pattern::Pattern;
 pub use router::EventRouter;
 pub use stats::{DropReason, Stats, StatsSnapshot};

@@ -78,7 +78,11 @@ impl EventRouter {
             delivery_mode = mode.as_str(),
         )
         .entered();
-        debug!(payload = %event.payload, "routing domain event");
+        if event.has_json_payload() {
+            debug!(payload = %event.payload, "routing domain event");
+        } else {
+            debug!("routing domain event (its payload is a host-language object)");
+        }
 
         let mut accepted = false;
         if mode.is_in_process() {

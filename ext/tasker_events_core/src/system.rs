@@ -27,7 +27,7 @@ use crate::dispatch::{DispatchProcessor, Dispatcher};
 use crate::drain::DrainQueue;
 use crate::durable::{lazy_pool, DurablePublisher};
 use crate::error::{DatabaseError, ValidationError};
-use crate::event::{DomainEvent, NewEvent};
+use crate::event::{DomainEvent, EventDeliveryMode, NewEvent};
 use crate::router::EventRouter;
 use crate::stats::{DropReason, PathCounters, SettleGate, Stats};
 use crate::template::TemplateRegistry;
@@ -193,6 +193,13 @@ impl EventSystem {
         let id = event.event_id;
         span.record("event_id", tracing::field::display(id));
         Ok(self.router.route(event).then_some(id))
+    }
+
+    /// Whether an event of this name and mode needs its payload as JSON: for PGMQ, or for a
+    /// Rust subscriber. When neither applies, a host language may hand its own subscribers the
+    /// payload object itself (see [`crate::event::HostPayload`]) and skip the conversion.
+    pub fn needs_json_payload(&self, event_name: &str, mode: EventDeliveryMode) -> bool {
+        mode.is_durable() || self.bus.has_rust_subscriber_for(event_name)
     }
 
     pub fn router(&self) -> &Arc<EventRouter> {

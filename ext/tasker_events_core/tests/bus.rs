@@ -14,8 +14,8 @@ use tasker_events_core::bus::HandlerFuture;
 use tasker_events_core::drain::{Delivery, DrainItem, DrainQueue, Wait};
 use tasker_events_core::subscribers::{logging_subscriber, EventMetricsCollector};
 use tasker_events_core::{
-    Config, DomainEvent, EventDeliveryMode, EventHandler, EventSystem, HandlerError, NewEvent,
-    Stats, StatsSnapshot,
+    Config, DomainEvent, EventDeliveryMode, EventHandler, EventSystem, HandlerError, HostPayload,
+    NewEvent, Stats, StatsSnapshot,
 };
 use tokio::sync::Semaphore;
 
@@ -406,7 +406,7 @@ fn ruby_subscribers_get_deliveries_with_matching_ids() {
         .iter()
         .map(delivery)
         .map(|d| {
-            let mut ids = d.subscriber_ids.clone();
+            let mut ids = d.subscriber_ids.to_vec();
             ids.sort_unstable();
             (d.event.event_name.clone(), ids)
         })
@@ -452,7 +452,61 @@ fn ruby_subscribers_get_deliveries_with_matching_ids() {
     assert!(first
         .iter()
         .chain(&rest)
-        .all(|d| delivery(d).subscriber_ids == [7]));
+        .all(|d| *delivery(d).subscriber_ids == [7]));
+}
+
+#[test]
+fn a_payload_kept_as_a_host_object_reaches_ruby_subscribers_only() {
+    let system = start(Config::default());
+    let rust = Recorder::default();
+    system.bus().subscribe("order.*", rust.handler()).unwrap();
+    system.bus().subscribe_ruby(3, &["#"]).unwrap();
+
+    // What the extension asks before converting a payload.
+    let fast = EventDeliveryMode::Fast;
+    assert!(system.needs_json_payload("order.placed", fast));
+    assert!(!system.needs_json_payload("payment.processed", fast));
+    assert!(system.needs_json_payload("payment.processed", EventDeliveryMode::Broadcast));
+
+    let object: Arc<dyn std::any::Any + Send + Sync> = Arc::new("the Ruby hash");
+    let host_only = |name: &str| NewEvent {
+        host_payload: Some(HostPayload::instead_of_json(object.clone())),
+        ..NewEvent::new(name, "payments", Value::Null).delivery_mode(fast)
+    };
+    // Published as if no Rust subscriber had matched when the payload was looked at: the
+    // subscriber that matches now must not receive a payload it cannot read.
+    system.publish(host_only("order.placed")).unwrap();
+    system.publish(host_only("payment.processed")).unwrap();
+    let converted = NewEvent {
+        host_payload: Some(HostPayload::alongside_json(object.clone())),
+        ..event("order.shipped", 1, fast)
+    };
+    system.publish(converted).unwrap();
+
+    let Wait::Batch(batch) = system.drain_queue().wait_batch(10, Some(PATIENCE)) else {
+        panic!("expected the Ruby deliveries");
+    };
+    let names: Vec<_> = batch
+        .iter()
+        .map(|item| delivery(item).event.event_name.as_str())
+        .collect();
+    assert_eq!(
+        names,
+        ["order.placed", "payment.processed", "order.shipped"]
+    );
+    let carried = delivery(&batch[0]).event.host_payload.as_ref().unwrap();
+    assert_eq!(
+        carried.object().downcast_ref::<&str>(),
+        Some(&"the Ruby hash")
+    );
+    assert!(!delivery(&batch[0]).event.has_json_payload());
+    assert!(delivery(&batch[2]).event.has_json_payload());
+
+    wait_until("the Rust subscriber has the converted event", || {
+        rust.len() == 1
+    });
+    assert_eq!(rust.names_and_seqs(), [("order.shipped".to_owned(), 1)]);
+    assert_eq!(system.stats().snapshot().rust_subscribers.accepted, 1);
 }
 
 #[test]

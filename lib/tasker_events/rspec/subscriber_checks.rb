@@ -10,14 +10,27 @@ module TaskerEvents
       # Raised inside `handle` by the example that checks error reporting.
       class SampleError < StandardError; end
 
-      # A frozen event, built by the core, whose name matches `pattern`.
+      # A frozen event, built by the core, whose name matches `pattern`. Its payload is a frozen
+      # copy of the sample payload: subscribers share the published object with each other and
+      # with the step, so one that changes it fails here.
       # @return [Hash{Symbol => Object}]
       def tasker_events_sample_event(pattern)
         TaskerEvents::RSpec.build_event(SubscriberExamples.sample_name(pattern.to_s),
-                                        tasker_events_sample_payload, namespace: "sample")
+                                        tasker_events_frozen_copy(tasker_events_sample_payload),
+                                        namespace: "sample")
       end
 
       private
+
+      def tasker_events_frozen_copy(value)
+        case value
+        when Hash
+          value.to_h { |k, v| [tasker_events_frozen_copy(k), tasker_events_frozen_copy(v)] }.freeze
+        when Array then value.map { |item| tasker_events_frozen_copy(item) }.freeze
+        when String then value.frozen? ? value : value.dup.freeze
+        else value
+        end
+      end
 
       def tasker_events_check_pattern(pattern)
         expect { TaskerEvents::Native.validate_pattern(pattern.to_s) }.not_to raise_error

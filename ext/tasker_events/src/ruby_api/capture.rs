@@ -80,9 +80,10 @@ fn clear() {
     CAPTURE.clear();
 }
 
-/// Builds an event exactly as `publish` would, without publishing it: for tests that call a
-/// subscriber directly.
-/// @return [Hash] frozen, with symbol keys all the way down
+/// Builds an event as `publish` would, without publishing it: for tests that call a subscriber
+/// directly. The payload is checked as for PGMQ whatever the mode, so that a test learns of a
+/// value no consumer could read; an in-process event then carries the object itself.
+/// @return [Hash] frozen, with symbol keys
 fn build_event(
     ruby: &Ruby,
     event_name: String,
@@ -102,10 +103,14 @@ fn build_event(
                 return Err(errors::error(ruby, "ValidationError", message));
             }
         };
+        let json = to_json(ruby, payload, "payload")?;
         let event = NewEvent {
             delivery_mode,
             extra_metadata,
-            ..NewEvent::new(event_name, namespace, to_json(ruby, payload, "payload")?)
+            host_payload: delivery_mode
+                .is_in_process()
+                .then(|| crate::pins::pin(payload, true)),
+            ..NewEvent::new(event_name, namespace, json)
         };
         let event = event.build().map_err(|e| errors::validation(ruby, e))?;
         event_to_ruby(ruby, &event)

@@ -5,16 +5,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use magnus::value::LazyId;
-use magnus::{function, method, prelude::*, Error, RArray, RHash, RModule, Ruby, Symbol};
+use magnus::{function, method, prelude::*, Error, RArray, RHash, RModule, Ruby, Symbol, Value};
 use tasker_events_core::drain::{DrainItem, DrainQueue, Wait};
 use tasker_events_core::stats::{DropReason, SettleGate, SubscriberKind};
 use tasker_events_core::{DomainEvent, EventMetadata};
 
 use super::publish_job::RbPublishJob;
 use super::system::{read_system, STATS};
-use crate::convert::{frozen_str, to_ruby};
+use crate::convert::{frozen_str, interned_str, to_ruby};
 use crate::errors::{self, guard};
 use crate::gvl::without_gvl;
+use crate::pins;
 
 /// `TaskerEvents::Native::DrainQueue`: the drain queue of one started system. Each drain
 /// thread holds the queue of the system that started it, so a thread that outlives its system
@@ -105,10 +106,20 @@ fn next_batch(
 
 fn batch_to_ruby(ruby: &Ruby, batch: &[DrainItem]) -> Result<RArray, Error> {
     let array = ruby.ary_new_capa(batch.len());
+    // Deliveries of events with the same name share their ids; so do their frozen arrays.
+    let mut last_ids: Option<(&Arc<[u64]>, RArray)> = None;
     for item in batch {
         match item {
             DrainItem::Delivery(delivery) => {
-                let ids = ruby.ary_from_iter(delivery.subscriber_ids.iter().copied());
+                let ids = match last_ids {
+                    Some((shared, ids)) if Arc::ptr_eq(shared, &delivery.subscriber_ids) => ids,
+                    _ => {
+                        let ids = ruby.ary_from_iter(delivery.subscriber_ids.iter().copied());
+                        ids.freeze();
+                        last_ids = Some((&delivery.subscriber_ids, ids));
+                        ids
+                    }
+                };
                 array.push((event_to_ruby(ruby, &delivery.event)?, ids))?;
             }
             DrainItem::Publish(job) => array.push(RbPublishJob(job.clone()))?,
@@ -133,61 +144,89 @@ static CORRELATION_ID: LazyId = LazyId::new("correlation_id");
 static FIRED_AT: LazyId = LazyId::new("fired_at");
 static FIRED_BY: LazyId = LazyId::new("fired_by");
 
-fn key(ruby: &Ruby, id: &LazyId) -> Symbol {
-    Symbol::from(LazyId::get_inner_with(id, ruby))
+fn key(ruby: &Ruby, id: &LazyId) -> Value {
+    Symbol::from(LazyId::get_inner_with(id, ruby)).as_value()
 }
 
-/// The event as subscribers see it: a frozen Hash with symbol keys all the way down.
+/// The event as subscribers see it: a frozen Hash with symbol keys. Its payload is the object
+/// published from Ruby, or, for events built in Rust, a frozen Hash with symbol keys all the
+/// way down.
 pub fn event_to_ruby(ruby: &Ruby, event: &DomainEvent) -> Result<RHash, Error> {
     // Built field by field: serializing the event to JSON first would copy its payload once
     // more for every event the drain thread delivers.
-    let hash = ruby.hash_new();
-    let mut uuid = uuid::Uuid::encode_buffer();
-    let id = event.event_id.as_hyphenated().encode_lower(&mut uuid);
-    hash.aset(key(ruby, &EVENT_ID), frozen_str(ruby, id))?;
-    hash.aset(key(ruby, &EVENT_NAME), frozen_str(ruby, &event.event_name))?;
-    hash.aset(
-        key(ruby, &EVENT_VERSION),
-        frozen_str(ruby, &event.event_version),
-    )?;
-    let mode = event.delivery_mode.as_str();
-    hash.aset(key(ruby, &DELIVERY_MODE), frozen_str(ruby, mode))?;
-    hash.aset(key(ruby, &PAYLOAD), to_ruby(ruby, &event.payload)?)?;
-    hash.aset(
-        key(ruby, &METADATA),
-        metadata_to_ruby(ruby, &event.metadata)?,
-    )?;
+    let payload = match event
+        .host_payload
+        .as_ref()
+        .and_then(|h| pins::payload(ruby, h))
+    {
+        Some(object) => object,
+        None => to_ruby(ruby, &event.payload)?,
+    };
     let result = match &event.execution_result {
         Some(result) => to_ruby(ruby, result)?,
         None => ruby.qnil().as_value(),
     };
-    hash.aset(key(ruby, &EXECUTION_RESULT), result)?;
+    let pairs = [
+        key(ruby, &EVENT_ID),
+        uuid_str(ruby, event.event_id),
+        key(ruby, &EVENT_NAME),
+        interned_str(ruby, &event.event_name),
+        key(ruby, &EVENT_VERSION),
+        interned_str(ruby, &event.event_version),
+        key(ruby, &DELIVERY_MODE),
+        interned_str(ruby, event.delivery_mode.as_str()),
+        key(ruby, &PAYLOAD),
+        payload,
+        key(ruby, &METADATA),
+        metadata_to_ruby(ruby, &event.metadata)?.as_value(),
+        key(ruby, &EXECUTION_RESULT),
+        result,
+    ];
+    frozen_hash(ruby, &pairs)
+}
+
+/// A frozen Hash of these key, value, key, value... pairs, inserted at once.
+fn frozen_hash(ruby: &Ruby, pairs: &[Value]) -> Result<RHash, Error> {
+    let hash = ruby.hash_new();
+    hash.bulk_insert(pairs)?;
     hash.freeze();
     Ok(hash)
 }
 
+fn uuid_str(ruby: &Ruby, id: uuid::Uuid) -> Value {
+    let mut buffer = uuid::Uuid::encode_buffer();
+    frozen_str(ruby, id.as_hyphenated().encode_lower(&mut buffer))
+}
+
 /// The metadata as its JSON form reads: standard fields, then the caller's extras.
 fn metadata_to_ruby(ruby: &Ruby, metadata: &EventMetadata) -> Result<RHash, Error> {
-    let hash = ruby.hash_new();
-    let uuid = |value: Option<uuid::Uuid>| match value {
-        Some(id) => frozen_str(ruby, &id.to_string()),
-        None => ruby.qnil().as_value(),
-    };
-    hash.aset(key(ruby, &TASK_UUID), uuid(metadata.task_uuid))?;
-    hash.aset(key(ruby, &STEP_UUID), uuid(metadata.step_uuid))?;
-    let step_name = match &metadata.step_name {
-        Some(name) => frozen_str(ruby, name),
-        None => ruby.qnil().as_value(),
-    };
-    hash.aset(key(ruby, &STEP_NAME), step_name)?;
-    hash.aset(key(ruby, &NAMESPACE), frozen_str(ruby, &metadata.namespace))?;
-    hash.aset(
+    let nil = ruby.qnil().as_value();
+    let optional_uuid = |value: Option<uuid::Uuid>| value.map_or(nil, |id| uuid_str(ruby, id));
+    let step_name = metadata
+        .step_name
+        .as_ref()
+        .map_or(nil, |name| interned_str(ruby, name));
+    let pairs = [
+        key(ruby, &TASK_UUID),
+        optional_uuid(metadata.task_uuid),
+        key(ruby, &STEP_UUID),
+        optional_uuid(metadata.step_uuid),
+        key(ruby, &STEP_NAME),
+        step_name,
+        key(ruby, &NAMESPACE),
+        interned_str(ruby, &metadata.namespace),
         key(ruby, &CORRELATION_ID),
-        uuid(Some(metadata.correlation_id)),
-    )?;
-    let fired_at = metadata.fired_at_rfc3339();
-    hash.aset(key(ruby, &FIRED_AT), frozen_str(ruby, &fired_at))?;
-    hash.aset(key(ruby, &FIRED_BY), frozen_str(ruby, &metadata.fired_by))?;
+        uuid_str(ruby, metadata.correlation_id),
+        key(ruby, &FIRED_AT),
+        frozen_str(ruby, &metadata.fired_at_rfc3339()),
+        key(ruby, &FIRED_BY),
+        interned_str(ruby, &metadata.fired_by),
+    ];
+    if metadata.extra.is_empty() {
+        return frozen_hash(ruby, &pairs);
+    }
+    let hash = ruby.hash_new();
+    hash.bulk_insert(&pairs)?;
     for (key, value) in &metadata.extra {
         hash.aset(ruby.to_symbol(key), to_ruby(ruby, value)?)?;
     }

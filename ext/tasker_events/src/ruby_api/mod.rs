@@ -23,6 +23,7 @@ pub fn init(ruby: &Ruby) -> Result<(), Error> {
     capture::init(ruby, native)?;
     queues::init(ruby, native)?;
     metrics::init(ruby, native)?;
+    crate::pins::init(ruby, native)?;
     crate::logging::init();
     crate::fork::init();
     Ok(())

@@ -3,16 +3,19 @@
 use std::sync::{Arc, LazyLock, RwLock};
 use std::time::Duration;
 
+use magnus::value::{IntoId, LazyId};
 use magnus::{function, prelude::*, Error, RHash, RModule, RString, Ruby, Symbol, Value};
 use tasker_events_core::dispatch::{StepCompletion, StepContext};
 use tasker_events_core::event::parse_uuid;
 use tasker_events_core::{
-    durable, Config, DatabaseError, DropReason, EventSystem, NewEvent, Pattern, Stats,
+    durable, Config, DatabaseError, DropReason, EventDeliveryMode, EventSystem, HostPayload,
+    NewEvent, Pattern, Stats,
 };
 
 use crate::convert::{find_nul, find_nul_in, object_to_ruby, set_max_bytes, to_json};
 use crate::errors::{self, guard};
 use crate::gvl::without_gvl;
+use crate::pins;
 
 /// Counters live for the whole process, so they survive `shutdown` and a later `start`.
 pub static STATS: LazyLock<Arc<Stats>> = LazyLock::new(|| Arc::new(Stats::new()));
@@ -248,6 +251,34 @@ fn name_text(ruby: &Ruby, field: &str, value: Value) -> Result<String, Error> {
     Err(errors::error(ruby, "ValidationError", message))
 }
 
+/// The delivery mode, given as a Symbol (compared without looking up its name) or a String.
+fn delivery_mode_of(ruby: &Ruby, value: Value) -> Result<EventDeliveryMode, Error> {
+    static NAMES: [LazyId; 3] = [
+        LazyId::new("durable"),
+        LazyId::new("fast"),
+        LazyId::new("broadcast"),
+    ];
+    if let Some(symbol) = Symbol::from_value(value) {
+        let given = symbol.as_static().map(|s| s.into_id_with(ruby));
+        for (mode, name) in EventDeliveryMode::ALL.into_iter().zip(&NAMES) {
+            if given == Some(LazyId::get_inner_with(name, ruby)) {
+                return Ok(mode);
+            }
+        }
+    }
+    name_text(ruby, "delivery_mode", value)?
+        .parse()
+        .map_err(|e| errors::validation(ruby, e))
+}
+
+/// `to_json`, without the conversion for the usual empty Hash.
+fn json_unless_empty(ruby: &Ruby, value: Value, path: &str) -> Result<serde_json::Value, Error> {
+    match RHash::from_value(value) {
+        Some(hash) if hash.is_empty() => Ok(serde_json::Value::Object(serde_json::Map::new())),
+        _ => to_json(ruby, value, path),
+    }
+}
+
 /// nil, or anything with a text form (a String, a UUID object).
 fn optional_text(value: Value) -> Result<Option<String>, Error> {
     if value.is_nil() {
@@ -273,19 +304,17 @@ fn publish(
     correlation_id: Value,
     metadata: Value,
     execution_result: Value,
-) -> Result<Option<String>, Error> {
+) -> Result<Option<RString>, Error> {
     guard(ruby, || {
         crate::fork::recover(ruby)?;
         let event_name = name_text(ruby, "event_name", event_name)?;
         let namespace = name_text(ruby, "namespace", namespace)?;
-        let delivery_mode = name_text(ruby, "delivery_mode", delivery_mode)?
-            .parse()
-            .map_err(|e| errors::validation(ruby, e))?;
+        let delivery_mode = delivery_mode_of(ruby, delivery_mode)?;
         let task_uuid = optional_text(task_uuid)?;
         let step_uuid = optional_text(step_uuid)?;
         let step_name = optional_text(step_name)?;
         let correlation_id = optional_text(correlation_id)?;
-        let extra_metadata = match to_json(ruby, metadata, "metadata")? {
+        let extra_metadata = match json_unless_empty(ruby, metadata, "metadata")? {
             serde_json::Value::Object(map) => map,
             serde_json::Value::Null => serde_json::Map::new(),
             _ => {
@@ -300,8 +329,10 @@ fn publish(
             serde_json::Value::Null => None,
             other => Some(other),
         };
+        let (payload, host_payload) = convert_payload(ruby, &event_name, delivery_mode, payload)?;
         let event = NewEvent {
-            payload: to_json(ruby, payload, "payload")?,
+            payload,
+            host_payload,
             delivery_mode,
             task_uuid: optional_uuid("task_uuid", task_uuid)?,
             step_uuid: optional_uuid("step_uuid", step_uuid)?,
@@ -324,8 +355,33 @@ fn publish(
         let id = system
             .publish(event)
             .map_err(|e| errors::validation(ruby, e))?;
-        Ok(id.map(|id| id.to_string()))
+        let mut text = uuid::Uuid::encode_buffer();
+        Ok(id.map(|id| ruby.str_new(id.as_hyphenated().encode_lower(&mut text))))
     })
+}
+
+/// The payload as JSON, where PGMQ or a Rust subscriber will read it, and as the Ruby object
+/// itself for Ruby subscribers of an in-process event. A fast event that only Ruby subscribers
+/// can receive is not converted at all: the caller pays for no copy, and the subscribers get
+/// what was published, as with `ActiveSupport::Notifications`.
+///
+/// The system lock is not held while converting: `as_json` may run any Ruby code, including
+/// `shutdown` on this thread or on another that would then wait for the lock with the GVL.
+fn convert_payload(
+    ruby: &Ruby,
+    event_name: &str,
+    mode: EventDeliveryMode,
+    payload: Value,
+) -> Result<(serde_json::Value, Option<HostPayload>), Error> {
+    let needs_json = read_system()
+        .as_ref()
+        .is_none_or(|s| s.needs_json_payload(event_name, mode));
+    if !needs_json {
+        return Ok((serde_json::Value::Null, Some(pins::pin(payload, false))));
+    }
+    let json = to_json(ruby, payload, "payload")?;
+    let host = mode.is_in_process().then(|| pins::pin(payload, true));
+    Ok((json, host))
 }
 
 /// A durable event whose strings hold U+0000 could never be written (PostgreSQL's `jsonb`
