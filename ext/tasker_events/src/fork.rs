@@ -77,7 +77,7 @@ pub fn recover(ruby: &Ruby) -> Result<(), Error> {
 
 /// The child's half of recovering: forgets the parent's system and counters.
 /// @return [Boolean] whether a system was running when the process forked
-pub fn forget_parent() -> bool {
+pub fn forget_parent(ruby: &Ruby) -> Result<bool, Error> {
     FORKED.store(false, Ordering::SeqCst);
     let inherited = crate::ruby_api::take_system();
     crate::logging::set_sink(None);
@@ -86,8 +86,8 @@ pub fn forget_parent() -> bool {
     // Its destructor would join threads this process does not have and close connections the
     // parent still uses.
     std::mem::forget(inherited);
-    crate::pins::forget_parent();
-    was_running
+    crate::pins::forget_parent(ruby)?;
+    Ok(was_running)
 }
 
 /// Whether this process forked and has not recovered yet.

@@ -3,39 +3,63 @@
 //! A fast or broadcast event published from Ruby carries its payload object to the drain
 //! thread, so that Ruby subscribers receive that object, as `ActiveSupport::Notifications`
 //! subscribers do, instead of a copy rebuilt from JSON. Until the event is delivered or
-//! dropped, the object is referenced only from Rust, so it sits in a slot of one table that the
-//! garbage collector marks (pinning it, so compaction leaves it in place). The event holds a
-//! [`Pin`] for the slot; dropping the last clone, on whichever thread, frees the slot. No Ruby
-//! call is made while the table is locked, so marking can never wait on a thread that waits
-//! for the GVL.
+//! dropped, the object is referenced only from Rust, so it is stored in a slot of a table of
+//! Ruby Arrays, which the garbage collector follows like any other.
+//!
+//! The table is made of fixed-size Arrays (chunks) rather than marked by a function of ours:
+//! a minor collection then looks only at the chunks written since the last one, not at every
+//! payload queued, which matters when a burst has queued many thousands of events.
+//!
+//! The event holds a [`Pin`] for its slot. Dropping the last clone may happen on any thread,
+//! without the GVL, so it only records the slot as released; the slot is cleared, and its
+//! object left to the collector, the next time a Ruby thread pins a payload or the drain
+//! thread has delivered a batch.
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
-use magnus::gc::Marker;
-use magnus::typed_data::DataTypeFunctions;
 use magnus::value::Opaque;
-use magnus::{prelude::*, Error, RModule, Ruby, TypedData, Value};
+use magnus::{Error, RArray, RModule, Ruby, Value};
 use tasker_events_core::HostPayload;
+
+/// Slots per chunk.
+const CHUNK: usize = 1024;
 
 struct Table {
     /// Bumped when a forked child forgets its parent's events, so that a pin taken before
     /// the fork can neither read nor free a slot that has been reused since.
     epoch: u64,
-    slots: Vec<Option<Opaque<Value>>>,
+    /// Slots handed out so far; `len / CHUNK` chunks, rounded up, exist.
+    len: usize,
+    /// Cleared slots, ready for reuse (most recently freed last, to write few chunks).
     free: Vec<usize>,
+    /// Slots whose pin was dropped, still holding their object until a Ruby thread clears
+    /// them.
+    released: Vec<usize>,
 }
 
 static TABLE: Mutex<Table> = Mutex::new(Table {
     epoch: 0,
-    slots: Vec::new(),
+    len: 0,
     free: Vec::new(),
+    released: Vec::new(),
 });
+
+/// The Array of chunks, a permanent GC root.
+static CHUNKS: OnceLock<Opaque<RArray>> = OnceLock::new();
 
 fn table() -> MutexGuard<'static, Table> {
     TABLE.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// One pinned payload; frees its slot when dropped.
+fn chunks(ruby: &Ruby) -> RArray {
+    ruby.get_inner(
+        *CHUNKS
+            .get()
+            .expect("pins::init ran when the extension loaded"),
+    )
+}
+
+/// One pinned payload; releases its slot when dropped.
 struct Pin {
     slot: usize,
     epoch: u64,
@@ -45,61 +69,85 @@ impl Drop for Pin {
     fn drop(&mut self) {
         let mut table = table();
         if table.epoch == self.epoch {
-            table.slots[self.slot] = None;
-            table.free.push(self.slot);
+            table.released.push(self.slot);
         }
     }
 }
 
 /// Keeps `payload` alive for as long as an event carries the returned handle.
 /// `converted` says whether the event also carries the payload as JSON.
-pub fn pin(payload: Value, converted: bool) -> HostPayload {
-    let mut table = table();
-    let value = Some(Opaque::from(payload));
-    let slot = match table.free.pop() {
-        Some(slot) => {
-            table.slots[slot] = value;
-            slot
-        }
-        None => {
-            table.slots.push(value);
-            table.slots.len() - 1
-        }
+pub fn pin(ruby: &Ruby, payload: Value, converted: bool) -> Result<HostPayload, Error> {
+    let (slot, epoch) = {
+        let mut table = table();
+        clear_released(ruby, &mut table)?;
+        let slot = table.free.pop().unwrap_or_else(|| {
+            table.len += 1;
+            table.len - 1
+        });
+        (slot, table.epoch)
     };
-    let pin = Arc::new(Pin {
-        slot,
-        epoch: table.epoch,
-    });
-    if converted {
+    // Outside the lock: growing the table allocates, and so may collect.
+    let chunks = chunks(ruby);
+    while chunks.len() <= slot / CHUNK {
+        chunks.push(ruby.ary_from_iter(std::iter::repeat_n(ruby.qnil(), CHUNK)))?;
+    }
+    let chunk: RArray = chunks.entry((slot / CHUNK) as isize)?;
+    chunk.store((slot % CHUNK) as isize, payload)?;
+    let pin = Arc::new(Pin { slot, epoch });
+    Ok(if converted {
         HostPayload::alongside_json(pin)
     } else {
         HostPayload::instead_of_json(pin)
+    })
+}
+
+/// Clears the slots of dropped pins. Storing nil into an existing slot allocates nothing, so
+/// this cannot start a collection while the table is locked.
+fn clear_released(ruby: &Ruby, table: &mut Table) -> Result<(), Error> {
+    if table.released.is_empty() {
+        return Ok(());
     }
+    let chunks = chunks(ruby);
+    let Table { released, free, .. } = table;
+    for slot in released.drain(..) {
+        let chunk: RArray = chunks.entry((slot / CHUNK) as isize)?;
+        chunk.store((slot % CHUNK) as isize, ruby.qnil())?;
+        free.push(slot);
+    }
+    Ok(())
+}
+
+/// Clears what dropped pins left behind; the drain thread calls it after each batch, so that
+/// delivered payloads are not kept until the next publish.
+pub fn collect(ruby: &Ruby) -> Result<(), Error> {
+    clear_released(ruby, &mut table())
 }
 
 /// The payload object an event carries, if it came from Ruby in this process.
 pub fn payload(ruby: &Ruby, host: &HostPayload) -> Option<Value> {
     let pin = host.object().downcast_ref::<Pin>()?;
-    let table = table();
-    if table.epoch != pin.epoch {
+    if table().epoch != pin.epoch {
         return None;
     }
-    table.slots[pin.slot].map(|value| ruby.get_inner(value))
+    let chunk: RArray = chunks(ruby).entry((pin.slot / CHUNK) as isize).ok()?;
+    chunk.entry((pin.slot % CHUNK) as isize).ok()
 }
 
 /// How many payloads are pinned now; for the specs that check nothing leaks.
-pub fn count() -> usize {
+fn count() -> usize {
     let table = table();
-    table.slots.len() - table.free.len()
+    table.len - table.free.len() - table.released.len()
 }
 
 /// In a forked child: the parent's queued events are forgotten, never dropped, so their slots
 /// are emptied here and their pins made void.
-pub fn forget_parent() {
+pub fn forget_parent(ruby: &Ruby) -> Result<(), Error> {
     let mut table = table();
     table.epoch += 1;
-    table.slots.clear();
+    table.len = 0;
     table.free.clear();
+    table.released.clear();
+    chunks(ruby).clear()
 }
 
 /// Taken around `fork`, so that the child never inherits the table locked by a runtime thread
@@ -108,25 +156,10 @@ pub fn hold_for_fork() -> impl Sized {
     table()
 }
 
-/// The object the garbage collector reaches the table through.
-#[derive(TypedData)]
-#[magnus(class = "TaskerEvents::Native::PayloadPins", free_immediately, mark)]
-struct Root;
-
-impl DataTypeFunctions for Root {
-    fn mark(&self, marker: &Marker) {
-        let table = table();
-        for value in table.slots.iter().flatten() {
-            marker.mark(*value);
-        }
-    }
-}
-
 pub fn init(ruby: &Ruby, native: RModule) -> Result<(), Error> {
-    let class = native.define_class("PayloadPins", ruby.class_object())?;
-    class.undef_default_alloc_func();
-    let root = ruby.obj_wrap(Root);
+    let root = ruby.ary_new();
     magnus::gc::register_mark_object(root);
+    let _ = CHUNKS.set(root.into());
     native.define_module_function("pinned_payloads", magnus::function!(count, 0))?;
     Ok(())
 }

@@ -62,7 +62,7 @@ module TaskerEvents
       def mismatch(event)
         return :event_name unless values_match?(@event_name, event[:event_name])
         return :delivery_mode unless mode_matches?(event)
-        return :payload if given?(@payload) && !values_match?(@payload, event[:payload])
+        return :payload if given?(@payload) && !values_match?(@payload, symbolize(event[:payload]))
 
         :metadata if given?(@metadata) && !metadata_matches?(event[:metadata])
       end
@@ -115,7 +115,8 @@ module TaskerEvents
         metadata.slice(:namespace, *(@metadata.is_a?(Hash) ? @metadata.keys : []))
       end
 
-      # Events have Symbol keys all the way down; matchers are left as they are.
+      # Keys compare as Symbols on both sides: an in-process event carries the payload as it
+      # was published, with whichever keys the step used. Matchers are left as they are.
       def symbolize(value)
         case value
         when Hash

@@ -15,7 +15,8 @@ module TaskerEvents
     # - `in_mode(:durable | :fast | :broadcast)`: the event's delivery mode, exactly.
     # - `exactly(n)`, `at_least(n)`, `at_most(n)`, `once`, `twice`, and `times` to read well.
     #
-    # Keys may be written as Strings or Symbols: events have Symbol keys. With `not_to`, it
+    # Keys may be written as Strings or Symbols, in the expectation and in the published
+    # payload alike: they are compared as Symbols. With `not_to`, it
     # passes when the count is not met (no matching event at all, without a count). Failure
     # messages list what the block published instead, with the first criterion each event
     # failed. Neither passes when a flush timed out, since events may still have been in flight.

@@ -40,6 +40,13 @@ RSpec.describe TaskerEvents::RSpec::HavePublishedDomainEvent do
         .not_to have_published_domain_event("payment.processed").with_payload(amount: 99.99)
     end
 
+    it "matches a fast event's payload, published with String keys, by Symbol keys too" do
+      payload = { "amount" => 99.99, "card" => { "last4" => "4242" } }
+      expect { publish("payment.processed", payload, mode: :fast) }
+        .to have_published_domain_event("payment.processed")
+        .with_payload(amount: 99.99, card: { last4: "4242" }).in_mode(:fast)
+    end
+
     it "checks only the metadata keys a Hash names, or all of it with a matcher" do
       task_uuid = SecureRandom.uuid
       publish_it = lambda do

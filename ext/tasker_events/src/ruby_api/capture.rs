@@ -107,9 +107,10 @@ fn build_event(
         let event = NewEvent {
             delivery_mode,
             extra_metadata,
-            host_payload: delivery_mode
-                .is_in_process()
-                .then(|| crate::pins::pin(payload, true)),
+            host_payload: match delivery_mode.is_in_process() {
+                true => Some(crate::pins::pin(ruby, payload, true)?),
+                false => None,
+            },
             ..NewEvent::new(event_name, namespace, json)
         };
         let event = event.build().map_err(|e| errors::validation(ruby, e))?;

@@ -97,7 +97,13 @@ fn next_batch(
             || queue.interrupt(),
         )?;
         match wait {
-            Some(Wait::Batch(batch)) => batch_to_ruby(ruby, &batch).map(Some),
+            Some(Wait::Batch(batch)) => {
+                let converted = batch_to_ruby(ruby, &batch);
+                // The events now live in Ruby hashes; their pinned payloads can be let go.
+                drop(batch);
+                pins::collect(ruby)?;
+                converted.map(Some)
+            }
             Some(Wait::Closed) => Ok(None),
             Some(Wait::TimedOut | Wait::Interrupted) | None => Ok(Some(ruby.ary_new())),
         }

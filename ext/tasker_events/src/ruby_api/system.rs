@@ -377,10 +377,15 @@ fn convert_payload(
         .as_ref()
         .is_none_or(|s| s.needs_json_payload(event_name, mode));
     if !needs_json {
-        return Ok((serde_json::Value::Null, Some(pins::pin(payload, false))));
+        let host = pins::pin(ruby, payload, false)?;
+        return Ok((serde_json::Value::Null, Some(host)));
     }
     let json = to_json(ruby, payload, "payload")?;
-    let host = mode.is_in_process().then(|| pins::pin(payload, true));
+    let host = if mode.is_in_process() {
+        Some(pins::pin(ruby, payload, true)?)
+    } else {
+        None
+    };
     Ok((json, host))
 }
 
