@@ -8,14 +8,13 @@
 //! that must be written again goes back to the front of its namespace, keeping the order.
 
 use std::collections::VecDeque;
-use std::sync::Arc;
 
-use crate::event::DomainEvent;
+use crate::outgoing::Outgoing;
 
 #[derive(Debug, Default)]
 pub(crate) struct Backlog {
     /// One queue per namespace, in the order the namespaces were first seen.
-    namespaces: Vec<(String, VecDeque<Arc<DomainEvent>>)>,
+    namespaces: Vec<(String, VecDeque<Outgoing>)>,
     /// Where the next batch is taken from.
     cursor: usize,
     len: usize,
@@ -30,13 +29,14 @@ impl Backlog {
         self.len == 0
     }
 
-    pub(crate) fn push(&mut self, event: Arc<DomainEvent>) {
-        self.queue_of(event.namespace()).push_back(event);
+    pub(crate) fn push(&mut self, event: Outgoing) {
+        let queue = self.queue_of(&event.namespace);
+        queue.push_back(event);
         self.len += 1;
     }
 
     /// Puts a batch back in front of its namespace's queue, as if it had never been taken.
-    pub(crate) fn push_front(&mut self, namespace: &str, events: Vec<Arc<DomainEvent>>) {
+    pub(crate) fn push_front(&mut self, namespace: &str, events: Vec<Outgoing>) {
         self.len += events.len();
         let queue = self.queue_of(namespace);
         for event in events.into_iter().rev() {
@@ -48,7 +48,7 @@ impl Backlog {
     pub(crate) fn take_batch(
         &mut self,
         max: impl Fn(&str) -> usize,
-    ) -> Option<(String, Vec<Arc<DomainEvent>>)> {
+    ) -> Option<(String, Vec<Outgoing>)> {
         let count = self.namespaces.len();
         for step in 0..count {
             let index = (self.cursor + step) % count;
@@ -65,7 +65,7 @@ impl Backlog {
         None
     }
 
-    fn queue_of(&mut self, namespace: &str) -> &mut VecDeque<Arc<DomainEvent>> {
+    fn queue_of(&mut self, namespace: &str) -> &mut VecDeque<Outgoing> {
         let index = match self.namespaces.iter().position(|(ns, _)| ns == namespace) {
             Some(index) => index,
             None => {
@@ -84,12 +84,17 @@ mod tests {
     use crate::event::NewEvent;
     use serde_json::json;
 
-    fn event(namespace: &str, n: u64) -> Arc<DomainEvent> {
-        Arc::new(NewEvent::new("a.b", namespace, json!(n)).build().unwrap())
+    fn event(namespace: &str, n: u64) -> Outgoing {
+        let event = NewEvent::new("a.b", namespace, json!(n)).build().unwrap();
+        Outgoing::encode(&event).unwrap()
     }
 
-    fn payloads(batch: &[Arc<DomainEvent>]) -> Vec<u64> {
-        batch.iter().map(|e| e.payload.as_u64().unwrap()).collect()
+    fn payloads(batch: &[Outgoing]) -> Vec<u64> {
+        let payload = |e: &Outgoing| {
+            let message: serde_json::Value = serde_json::from_str(e.message.get()).unwrap();
+            message["payload"].as_u64().unwrap()
+        };
+        batch.iter().map(payload).collect()
     }
 
     #[test]

@@ -33,9 +33,8 @@ use std::time::Duration;
 
 use futures::future::OptionFuture;
 use pgmq::{PGMQueueExt, PgmqError};
-use serde::de::Error as _;
 use serde_json::json;
-use serde_json::value::{to_raw_value, RawValue};
+use serde_json::value::RawValue;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::types::Json;
 use sqlx::PgPool;
@@ -51,6 +50,7 @@ use crate::event::DomainEvent;
 use crate::log;
 use crate::metrics::WriteOutcome;
 use crate::names::queue_name;
+use crate::outgoing::Outgoing;
 use crate::stats::{DropReason, SettleGate, Stats};
 
 /// The wait before the first retry of a failed write.
@@ -95,8 +95,6 @@ pub(crate) struct DurablePublisher {
     buffer_size: usize,
     log_dropped_events: bool,
     backlog: Backlog,
-    /// The next batch, serialized while the one before it is being written.
-    prepared: Option<Prepared>,
     outage: Option<Outage>,
     isolating: Option<Isolation>,
 }
@@ -122,42 +120,9 @@ struct Outage {
 /// from its channel meanwhile.
 struct Write {
     namespace: String,
-    events: Vec<Arc<DomainEvent>>,
-    encoded: Result<Encoded, Arc<serde_json::Error>>,
+    events: Vec<Outgoing>,
     install: bool,
     create: bool,
-}
-
-/// A batch taken from the backlog and serialized while the batch before it is in PostgreSQL,
-/// so that it is sent as soon as that write returns: the server never waits for us to turn
-/// events into JSON. Writes stay one at a time, which keeps each queue in publish order.
-struct Prepared {
-    namespace: String,
-    events: Vec<Arc<DomainEvent>>,
-    encoded: Result<Encoded, Arc<serde_json::Error>>,
-}
-
-/// The PGMQ messages and headers of a batch, as JSON text ready to be sent.
-struct Encoded {
-    messages: Vec<Json<Box<RawValue>>>,
-    headers: Vec<Json<Box<RawValue>>>,
-}
-
-impl Encoded {
-    fn of(events: &[Arc<DomainEvent>]) -> Result<Self, Arc<serde_json::Error>> {
-        let encode = |events: &[Arc<DomainEvent>]| -> serde_json::Result<Self> {
-            let mut encoded = Self {
-                messages: Vec::with_capacity(events.len()),
-                headers: Vec::with_capacity(events.len()),
-            };
-            for event in events {
-                encoded.messages.push(Json(to_raw_value(&**event)?));
-                encoded.headers.push(Json(to_raw_value(&headers(event))?));
-            }
-            Ok(encoded)
-        };
-        encode(events).map_err(Arc::new)
-    }
 }
 
 /// What became of a [`Write`].
@@ -185,7 +150,6 @@ impl DurablePublisher {
             buffer_size: config.durable_buffer_size,
             log_dropped_events: config.log_dropped_events,
             backlog: Backlog::default(),
-            prepared: None,
             outage: None,
             isolating: None,
         }
@@ -201,16 +165,11 @@ impl DurablePublisher {
             if in_flight.is_none() {
                 in_flight = self.next_write();
             }
-            if in_flight.is_some() {
-                self.prepare();
-            }
             if !open && in_flight.is_none() && self.backlog.is_empty() {
                 return;
             }
-            // The batches being written or prepared still count against the buffer: they may
-            // come back.
-            let prepared = self.prepared.as_ref().map_or(0, |p| p.events.len());
-            let writing = in_flight.as_ref().map_or(0, |(_, n)| *n) + prepared;
+            // The batch being written still counts against the buffer: it may come back.
+            let writing = in_flight.as_ref().map_or(0, |(_, n)| *n);
             let room = self
                 .buffer_size
                 .saturating_sub(self.backlog.len() + writing)
@@ -223,7 +182,9 @@ impl DurablePublisher {
                     if received == 0 {
                         open = false;
                     }
-                    incoming.drain(..).for_each(|event| self.backlog.push(event));
+                    for event in incoming.drain(..) {
+                        self.accept(&event);
+                    }
                 }
                 Some(joined) = OptionFuture::from(in_flight.as_mut().map(|(task, _)| task)) => {
                     in_flight = None;
@@ -252,20 +213,15 @@ impl DurablePublisher {
         {
             return None;
         }
-        let Prepared {
-            namespace,
-            events,
-            encoded,
-        } = match self.prepared.take() {
-            Some(prepared) => prepared,
-            None => self.take_prepared()?,
-        };
+        let (namespace, events) = self.backlog.take_batch(|namespace| match &self.isolating {
+            Some(isolation) if isolation.namespace == namespace => isolation.batch_size,
+            _ => self.batch_size,
+        })?;
         let write = Write {
             create: !self.created.contains(&namespace),
             install: self.install_pending,
             namespace,
             events,
-            encoded,
         };
         let span = span!(
             // One span per batch costs little, so it is on whenever warnings are: what is
@@ -281,32 +237,19 @@ impl DurablePublisher {
         Some((tokio::spawn(job.instrument(span)), count))
     }
 
-    /// Serializes the next batch while a write is under way; not while isolating a refused
-    /// event, when batch sizes change with every write.
-    fn prepare(&mut self) {
-        if self.prepared.is_none() && self.isolating.is_none() && self.outage.is_none() {
-            self.prepared = self.take_prepared();
-        }
-    }
-
-    fn take_prepared(&mut self) -> Option<Prepared> {
-        let (namespace, events) = self.backlog.take_batch(|namespace| match &self.isolating {
-            Some(isolation) if isolation.namespace == namespace => isolation.batch_size,
-            _ => self.batch_size,
-        })?;
-        let encoded = Encoded::of(&events);
-        Some(Prepared {
-            namespace,
-            events,
-            encoded,
-        })
-    }
-
-    /// Puts a prepared batch back, for a failed write's events to go in front of it.
-    fn unprepare(&mut self) {
-        if let Some(prepared) = self.prepared.take() {
-            self.backlog
-                .push_front(&prepared.namespace, prepared.events);
+    /// Keeps an event from the channel in the backlog, as the text it will be written as.
+    fn accept(&mut self, event: &DomainEvent) {
+        match Outgoing::encode(event) {
+            Ok(outgoing) => self.backlog.push(outgoing),
+            // Unreachable for events built by `NewEvent::build`, whose JSON always has a form;
+            // counted and logged all the same rather than lost without a trace.
+            Err(error) => {
+                let reason = DropReason::DatabaseError;
+                self.gate
+                    .count(|| self.stats.durable.drop_events(reason, 1));
+                let detail = format!("the event could not be serialized: {error}");
+                log::event_dropped(event, "durable", reason, &detail);
+            }
         }
     }
 
@@ -356,9 +299,9 @@ impl DurablePublisher {
             debug!(
                 event_id = %event.event_id,
                 event_name = %event.event_name,
-                namespace = %event.metadata.namespace,
-                correlation_id = %event.metadata.correlation_id,
-                queue_name = %queue_name(&event.metadata.namespace),
+                namespace = %event.namespace,
+                correlation_id = %event.correlation_id,
+                queue_name = %queue_name(&event.namespace),
                 message_id,
                 "domain event written to PGMQ"
             );
@@ -367,7 +310,6 @@ impl DurablePublisher {
 
     /// Keeps the batch for a retry after a backoff.
     fn on_failure(&mut self, write: Write, error: &PgmqError) {
-        self.unprepare();
         // The queue may have been dropped behind our back; create it again next time.
         self.created.remove(&write.namespace);
         let now = Instant::now();
@@ -400,7 +342,6 @@ impl DurablePublisher {
     /// PostgreSQL refused the batch's data: write it again in halves, to find the event it
     /// refuses, or drop that one event.
     fn on_refused(&mut self, write: Write, error: &PgmqError) {
-        self.unprepare();
         let events = write.events;
         if events.len() > 1 {
             self.isolating = Some(Isolation {
@@ -462,19 +403,17 @@ async fn send(queue: &PGMQueueExt, pool: &PgPool, write: &Write) -> Result<Vec<i
     if write.create {
         queue.create(&name).await?;
     }
-    let encoded = write
-        .encoded
-        .as_ref()
-        .map_err(|e| PgmqError::JsonParsingError(serde_json::Error::custom(e)))?;
-    // What `pgmq.send_batch` of the pgmq crate sends, but with the JSON written once, ahead of
-    // time, instead of rebuilt as `serde_json::Value` trees here.
+    let messages: Vec<Json<&RawValue>> = write.events.iter().map(|e| Json(&*e.message)).collect();
+    let headers: Vec<Json<&RawValue>> = write.events.iter().map(|e| Json(&*e.headers)).collect();
+    // The call the pgmq crate makes, with JSON encoded as the events arrived rather than
+    // rebuilt as `serde_json::Value` trees here.
     let ids = sqlx::query_scalar(
         "SELECT * FROM pgmq.send_batch(queue_name => $1::text, msgs => $2::jsonb[], \
          headers => $3::jsonb[], delay => 0)",
     )
     .bind(&name)
-    .bind(&encoded.messages[..])
-    .bind(&encoded.headers[..])
+    .bind(&messages[..])
+    .bind(&headers[..])
     .fetch_all(pool)
     .await?;
     Ok(ids)

@@ -26,6 +26,7 @@ pub mod event;
 pub mod log;
 pub mod metrics;
 pub mod names;
+mod outgoing;
 pub mod pattern;
 pub mod queues;
 pub mod router;

@@ -10,8 +10,10 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use tracing::warn;
+use uuid::Uuid;
 
 use crate::event::DomainEvent;
+use crate::outgoing::Outgoing;
 use crate::stats::DropReason;
 
 /// Most dropped events logged one by one per path and second.
@@ -34,18 +36,54 @@ pub fn hold_for_fork() -> impl Sized {
     WINDOWS.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// What log lines name an event by; never its payload.
+pub(crate) struct EventIds<'a> {
+    pub(crate) event_id: Uuid,
+    pub(crate) event_name: &'a str,
+    pub(crate) namespace: &'a str,
+    pub(crate) correlation_id: Uuid,
+}
+
+impl<'a> From<&'a DomainEvent> for EventIds<'a> {
+    fn from(event: &'a DomainEvent) -> Self {
+        Self {
+            event_id: event.event_id,
+            event_name: &event.event_name,
+            namespace: &event.metadata.namespace,
+            correlation_id: event.metadata.correlation_id,
+        }
+    }
+}
+
+impl<'a> From<&'a Outgoing> for EventIds<'a> {
+    fn from(event: &'a Outgoing) -> Self {
+        Self {
+            event_id: event.event_id,
+            event_name: &event.event_name,
+            namespace: &event.namespace,
+            correlation_id: event.correlation_id,
+        }
+    }
+}
+
 /// Logs at warn that `event` will not reach `path` (`durable`, `rust_subscribers`,
 /// `ruby_subscribers`), unless the path has used up this second's lines. Never logs the
 /// payload.
-pub(crate) fn event_dropped(event: &DomainEvent, path: &str, reason: DropReason, detail: &str) {
+pub(crate) fn event_dropped<'a>(
+    event: impl Into<EventIds<'a>>,
+    path: &str,
+    reason: DropReason,
+    detail: &str,
+) {
     let Some(unlogged) = admit(path, Instant::now()) else {
         return;
     };
+    let event = event.into();
     warn!(
         event_id = %event.event_id,
-        event_name = %event.event_name,
-        namespace = %event.metadata.namespace,
-        correlation_id = %event.metadata.correlation_id,
+        event_name = event.event_name,
+        namespace = event.namespace,
+        correlation_id = %event.correlation_id,
         path,
         reason = reason.as_str(),
         detail,
