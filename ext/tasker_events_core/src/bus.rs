@@ -14,7 +14,7 @@
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -74,6 +74,9 @@ const ROUTE_CACHE_CAPACITY: usize = 4096;
 /// Fan-out of in-process events to Rust subscribers and to the drain thread.
 pub struct InProcessEventBus {
     rust: RwLock<Vec<RustSubscription>>,
+    /// How many Rust subscriptions exist, so that a process without any (the usual Ruby
+    /// worker) never takes their lock while publishing.
+    rust_count: AtomicUsize,
     ruby: RwLock<Vec<RubySubscription>>,
     /// The ids of the Ruby subscribers each event name matches, so that patterns are matched
     /// once per name rather than once per event; emptied whenever a Ruby subscription changes.
@@ -98,6 +101,7 @@ impl InProcessEventBus {
     ) -> Self {
         Self {
             rust: RwLock::default(),
+            rust_count: AtomicUsize::new(0),
             ruby: RwLock::default(),
             ruby_routes: RwLock::default(),
             tasks: Mutex::default(),
@@ -128,11 +132,14 @@ impl InProcessEventBus {
         };
         let handle = self.runtime.spawn(task.run(receiver));
         lock(&self.tasks).push(handle);
-        write(&self.rust).push(RustSubscription {
+        let mut subscriptions = write(&self.rust);
+        subscriptions.push(RustSubscription {
             id,
             pattern,
             sender,
         });
+        self.rust_count
+            .store(subscriptions.len(), Ordering::Release);
         Ok(id)
     }
 
@@ -141,6 +148,8 @@ impl InProcessEventBus {
         let mut subscriptions = write(&self.rust);
         let before = subscriptions.len();
         subscriptions.retain(|s| s.id != id);
+        self.rust_count
+            .store(subscriptions.len(), Ordering::Release);
         before != subscriptions.len()
     }
 
@@ -189,6 +198,9 @@ impl InProcessEventBus {
     /// Whether a Rust subscriber would receive an event of this name, and so needs its payload
     /// as JSON.
     pub fn has_rust_subscriber_for(&self, event_name: &str) -> bool {
+        if self.rust_count.load(Ordering::Acquire) == 0 {
+            return false;
+        }
         read(&self.rust)
             .iter()
             .any(|s| s.pattern.matches(event_name))
@@ -205,6 +217,9 @@ impl InProcessEventBus {
     }
 
     fn publish_to_rust(&self, event: &Arc<DomainEvent>) {
+        if self.rust_count.load(Ordering::Acquire) == 0 {
+            return;
+        }
         for subscription in read(&self.rust).iter() {
             if subscription.pattern.matches(&event.event_name) {
                 self.stats.rust_subscribers.accept(1);
@@ -249,6 +264,7 @@ impl InProcessEventBus {
     /// have handled what was queued.
     pub(crate) fn close(&self) -> Vec<JoinHandle<()>> {
         write(&self.rust).clear();
+        self.rust_count.store(0, Ordering::Release);
         write(&self.ruby).clear();
         write(&self.ruby_routes).clear();
         std::mem::take(&mut *lock(&self.tasks))

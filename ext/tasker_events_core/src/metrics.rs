@@ -78,6 +78,17 @@ impl<T> Default for Family<T> {
 type Series<T> = FxHashMap<String, FxHashMap<String, Arc<T>>>;
 
 impl<T: Default> Family<T> {
+    /// Calls `f` with the series; on the hot path (a known series) without cloning its `Arc`.
+    fn with(&self, outer: &str, inner: &str, f: impl FnOnce(&T)) {
+        {
+            let series = self.series.read().unwrap_or_else(|e| e.into_inner());
+            if let Some(found) = series.get(outer).and_then(|m| m.get(inner)) {
+                return f(found);
+            }
+        }
+        f(&self.get(outer, inner));
+    }
+
     fn get(&self, outer: &str, inner: &str) -> Arc<T> {
         let series = self.series.read().unwrap_or_else(|e| e.into_inner());
         if let Some(found) = series.get(outer).and_then(|m| m.get(inner)) {
@@ -191,9 +202,9 @@ pub struct Metrics {
 
 impl Metrics {
     pub fn record_published(&self, namespace: &str, event_name: &str) {
-        self.published
-            .get(namespace, event_name)
-            .fetch_add(1, Relaxed);
+        self.published.with(namespace, event_name, |count| {
+            count.fetch_add(1, Relaxed);
+        });
     }
 
     pub fn record_durable_write(&self, namespace: &str, outcome: WriteOutcome, took: Duration) {
