@@ -15,9 +15,11 @@
 //! object left to the collector, the next time a Ruby thread pins a payload or the drain
 //! thread has delivered a batch.
 
+use std::os::raw::c_long;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
-use magnus::value::Opaque;
+use magnus::rb_sys::{AsRawValue, FromRawValue};
+use magnus::value::{Opaque, ReprValue};
 use magnus::{Error, RArray, RModule, Ruby, Value};
 use tasker_events_core::HostPayload;
 
@@ -91,8 +93,7 @@ pub fn pin(ruby: &Ruby, payload: Value, converted: bool) -> Result<HostPayload, 
     while chunks.len() <= slot / CHUNK {
         chunks.push(ruby.ary_from_iter(std::iter::repeat_n(ruby.qnil(), CHUNK)))?;
     }
-    let chunk: RArray = chunks.entry((slot / CHUNK) as isize)?;
-    chunk.store((slot % CHUNK) as isize, payload)?;
+    store(chunks, slot, payload);
     let pin = Arc::new(Pin { slot, epoch });
     Ok(if converted {
         HostPayload::alongside_json(pin)
@@ -110,11 +111,29 @@ fn clear_released(ruby: &Ruby, table: &mut Table) -> Result<(), Error> {
     let chunks = chunks(ruby);
     let Table { released, free, .. } = table;
     for slot in released.drain(..) {
-        let chunk: RArray = chunks.entry((slot / CHUNK) as isize)?;
-        chunk.store((slot % CHUNK) as isize, ruby.qnil())?;
+        store(chunks, slot, ruby.qnil().as_value());
         free.push(slot);
     }
     Ok(())
+}
+
+/// Writes a slot. Called once per published event, so without `rb_protect` around each
+/// access: storing into an existing, unfrozen Array cannot raise.
+fn store(chunks: RArray, slot: usize, value: Value) {
+    // SAFETY: called with the GVL; the chunk at `slot / CHUNK` exists (`pin` grows the table
+    // first), is an unfrozen Array of `CHUNK` elements, and `slot % CHUNK` is within it.
+    unsafe {
+        let chunk = rb_sys::rb_ary_entry(chunks.as_raw(), (slot / CHUNK) as c_long);
+        rb_sys::rb_ary_store(chunk, (slot % CHUNK) as c_long, value.as_raw());
+    }
+}
+
+fn load(chunks: RArray, slot: usize) -> Value {
+    // SAFETY: as in `store`; `rb_ary_entry` returns nil past the end rather than raising.
+    unsafe {
+        let chunk = rb_sys::rb_ary_entry(chunks.as_raw(), (slot / CHUNK) as c_long);
+        Value::from_raw(rb_sys::rb_ary_entry(chunk, (slot % CHUNK) as c_long))
+    }
 }
 
 /// Clears what dropped pins left behind; the drain thread calls it after each batch, so that
@@ -129,8 +148,7 @@ pub fn payload(ruby: &Ruby, host: &HostPayload) -> Option<Value> {
     if table().epoch != pin.epoch {
         return None;
     }
-    let chunk: RArray = chunks(ruby).entry((pin.slot / CHUNK) as isize).ok()?;
-    chunk.entry((pin.slot % CHUNK) as isize).ok()
+    Some(load(chunks(ruby), pin.slot))
 }
 
 /// How many payloads are pinned now; for the specs that check nothing leaks.
