@@ -45,8 +45,10 @@ module TaskerEvents
     end
 
     # Handles one event.
-    # @param event [Hash{Symbol => Object}] frozen, with symbol keys all the way down:
-    #   event_id, event_name, event_version, delivery_mode, payload, metadata, execution_result
+    # @param event [Hash{Symbol => Object}] frozen, with symbol keys: event_id, event_name,
+    #   event_version, delivery_mode, payload, metadata, execution_result. The payload is the
+    #   object the step published (shared with it and with other subscribers: do not change
+    #   it), or a frozen Hash with symbol keys all the way down for an event built by the core
     def handle(event)
       raise NotImplementedError, "#{self.class} must implement #handle(event)"
     end
