@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use magnus::rb_sys::{AsRawValue, FromRawValue};
 use magnus::value::{Opaque, ReprValue};
 use magnus::{Error, RArray, RModule, Ruby, Value};
-use tasker_events_core::HostPayload;
+use tasker_events_core::{EventDeliveryMode, HostPayload};
 
 /// Slots per chunk.
 const CHUNK: usize = 1024;
@@ -81,7 +81,7 @@ impl Drop for Pin {
 pub fn pin(ruby: &Ruby, payload: Value, converted: bool) -> Result<HostPayload, Error> {
     let (slot, epoch) = {
         let mut table = table();
-        clear_released(ruby, &mut table)?;
+        clear_released(ruby, &mut table);
         let slot = table.free.pop().unwrap_or_else(|| {
             table.len += 1;
             table.len - 1
@@ -102,11 +102,25 @@ pub fn pin(ruby: &Ruby, payload: Value, converted: bool) -> Result<HostPayload, 
     })
 }
 
+/// `payload` pinned for the Ruby subscribers of an event that also carries its JSON form;
+/// `None` for a durable event, which reaches no Ruby subscriber.
+pub fn alongside_json(
+    ruby: &Ruby,
+    payload: Value,
+    mode: EventDeliveryMode,
+) -> Result<Option<HostPayload>, Error> {
+    if mode.is_in_process() {
+        pin(ruby, payload, true).map(Some)
+    } else {
+        Ok(None)
+    }
+}
+
 /// Clears the slots of dropped pins. Storing nil into an existing slot allocates nothing, so
 /// this cannot start a collection while the table is locked.
-fn clear_released(ruby: &Ruby, table: &mut Table) -> Result<(), Error> {
+fn clear_released(ruby: &Ruby, table: &mut Table) {
     if table.released.is_empty() {
-        return Ok(());
+        return;
     }
     let chunks = chunks(ruby);
     let Table { released, free, .. } = table;
@@ -114,7 +128,6 @@ fn clear_released(ruby: &Ruby, table: &mut Table) -> Result<(), Error> {
         store(chunks, slot, ruby.qnil().as_value());
         free.push(slot);
     }
-    Ok(())
 }
 
 /// Writes a slot. Called once per published event, so without `rb_protect` around each
@@ -138,8 +151,8 @@ fn load(chunks: RArray, slot: usize) -> Value {
 
 /// Clears what dropped pins left behind; the drain thread calls it after each batch, so that
 /// delivered payloads are not kept until the next publish.
-pub fn collect(ruby: &Ruby) -> Result<(), Error> {
-    clear_released(ruby, &mut table())
+pub fn collect(ruby: &Ruby) {
+    clear_released(ruby, &mut table());
 }
 
 /// The payload object an event carries, if it came from Ruby in this process.

@@ -107,10 +107,7 @@ fn build_event(
         let event = NewEvent {
             delivery_mode,
             extra_metadata,
-            host_payload: match delivery_mode.is_in_process() {
-                true => Some(crate::pins::pin(ruby, payload, true)?),
-                false => None,
-            },
+            host_payload: crate::pins::alongside_json(ruby, payload, delivery_mode)?,
             ..NewEvent::new(event_name, namespace, json)
         };
         let event = event.build().map_err(|e| errors::validation(ruby, e))?;

@@ -101,7 +101,7 @@ fn next_batch(
                 let converted = batch_to_ruby(ruby, &batch);
                 // The events now live in Ruby hashes; their pinned payloads can be let go.
                 drop(batch);
-                pins::collect(ruby)?;
+                pins::collect(ruby);
                 converted.map(Some)
             }
             Some(Wait::Closed) => Ok(None),

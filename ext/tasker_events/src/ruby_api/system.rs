@@ -381,12 +381,7 @@ fn convert_payload(
         return Ok((serde_json::Value::Null, Some(host)));
     }
     let json = to_json(ruby, payload, "payload")?;
-    let host = if mode.is_in_process() {
-        Some(pins::pin(ruby, payload, true)?)
-    } else {
-        None
-    };
-    Ok((json, host))
+    Ok((json, pins::alongside_json(ruby, payload, mode)?))
 }
 
 /// A durable event whose strings hold U+0000 could never be written (PostgreSQL's `jsonb`
